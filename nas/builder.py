@@ -1,0 +1,138 @@
+"""Arch → nn.Module (`nas.build`; the module is `builder` so the function keeps the short name). Module paths follow the plan: `stem.0`, `stages.1.layers.2`, `body.3.nodes.1.op0`, `head.1`."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from nas import ops
+from nas.dsl.errors import SpecError
+from nas.dsl.nodes import Arch, Space
+from nas.dsl.plan import Cell, Plan
+
+
+class Stage(nn.Module):
+    def __init__(self, layers: list[nn.Module]):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class Node(nn.ModuleDict):
+    """One cell node: `op0`, `op1`, ... applied to their source states and summed."""
+
+    def __init__(self, ops_by_name: dict[str, nn.Module], sources: list[str]):
+        super().__init__(ops_by_name)
+        self.sources = sources
+
+    def forward(self, states: dict[str, torch.Tensor]) -> torch.Tensor:
+        out = None
+        for op, source in zip(self.values(), self.sources):
+            y = op(states[source])
+            out = y if out is None else out + y
+        return out
+
+
+class CellModule(nn.Module):
+    """A NASNet/DARTS cell: preprocess h0 (h_{i-1}) and h1 (h_i), run the nodes, concatenate `concat`."""
+
+    def __init__(self, pre0: nn.Module | None, pre1: nn.Module, nodes: list[Node], concat: list[str]):
+        super().__init__()
+        self.pre0 = pre0 if pre0 is not None else nn.Identity()
+        self.pre1 = pre1
+        self.nodes = nn.ModuleList(nodes)
+        self.concat = concat
+
+    def forward(self, h0: torch.Tensor, h1: torch.Tensor) -> torch.Tensor:
+        states = {"h0": self.pre0(h0), "h1": self.pre1(h1)}
+        for j, node in enumerate(self.nodes):
+            states[f"n{j}"] = node(states)
+        return torch.cat([states[name] for name in self.concat], dim=1)
+
+
+class Network(nn.Module):
+    """The network of a block or cell architecture."""
+
+    def __init__(self, stem: list[nn.Module], head: list[nn.Module], stages: list[Stage] | None = None,
+                 body: list[CellModule] | None = None):
+        super().__init__()
+        self.stem = nn.Sequential(*stem)
+        if stages is not None:
+            self.stages = nn.ModuleList(stages)
+        if body is not None:
+            self.body = nn.ModuleList(body)
+        self.head = nn.Sequential(*head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if hasattr(self, "stages"):
+            x = self.stem(x)
+            for stage in self.stages:
+                x = stage(x)
+            return self.head(x)
+        h0 = h1 = x
+        for layer in self.stem:  # the cells read the last two stem outputs
+            h0, h1 = h1, layer(h1)
+        if len(self.stem) == 1:
+            h0 = h1
+        for cell in self.body:
+            h0, h1 = h1, cell(h0, h1)
+        return self.head(h1)
+
+
+def _cell_module(cell: Cell, bn: dict) -> CellModule:
+    nodes = [Node({unit.path.rsplit(".", 1)[1]: ops.make(unit.spec, bn) for _, unit in node.inputs},
+                  [source for source, _ in node.inputs]) for node in cell.nodes]
+    pre0 = ops.make(cell.pre0.spec, bn) if cell.pre0 is not None else None
+    return CellModule(pre0, ops.make(cell.pre1.spec, bn), nodes, cell.concat)
+
+
+def build_plan(plan: Plan) -> Network:
+    bn = plan.bn
+    stem = [ops.make(u.spec, bn) for u in plan.stem]
+    head = [ops.make(u.spec, bn) for u in plan.head]
+    if plan.cells:
+        return Network(stem, head, body=[_cell_module(cell, bn) for cell in plan.cells])
+    stages = [Stage([ops.make(u.spec, bn) for u in stage]) for stage in plan.stages]
+    return Network(stem, head, stages=stages)
+
+
+def init_weights(model: nn.Module) -> None:
+    """He-normal (fan-out) convs, unit BN, small uniform linear layers: the usual ImageNet CNN init."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)):
+            if m.weight is not None:
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            bound = 1.0 / math.sqrt(m.weight.shape[1])
+            nn.init.uniform_(m.weight, -bound, bound)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def build(arch: Arch, seed: int | None = None) -> Network:
+    """Build the nn.Module of a fixed architecture; `seed` makes the initial weights reproducible."""
+    if not isinstance(arch, Space):
+        raise TypeError(f"build() takes an Arch, got {type(arch).__name__}")
+    if arch.choices():
+        raise SpecError(f"'{arch.name}' is a search space with {len(arch.choices())} choices", arch.file,
+                        "resolve it first: space.resolve(space.sample(seed))")
+    plan = arch.plan() if isinstance(arch, Arch) else None
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = build_plan(plan)
+            init_weights(model)
+        return model
+    model = build_plan(plan)
+    init_weights(model)
+    return model

@@ -1,0 +1,190 @@
+"""Per-choice cost tables: an architecture's cost is a fixed part plus one table look-up per term.
+
+A *term* is the set of op instances whose shapes depend on the same few choices: one searched layer (its
+block choice, plus the stage's width/depth choices and the width feeding it), one cell node input (its op
+and its source, since reading a cell input is strided in a reduction cell), or — for cells that concatenate
+their unused nodes — the 1×1 preprocessing convs and the head, keyed by how many nodes each cell type
+leaves unused. Every table entry is the fvcore count of the real op modules at their real input shapes,
+so `estimate(a)` equals the full count of `build(resolve(a))` without tracing per candidate.
+
+    cost(a) = fixed + Σ_term table_term[key_term(a)]
+"""
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+from nas.cost.flops import Cost, unit_cost
+from nas.dsl.nodes import Choice, Space, walk_choices
+from nas.dsl.plan import Plan, Unit, plan
+from nas.dsl.resolve import check_assignment, substitute
+
+UnitCost = Callable[[Unit], Cost]
+
+
+@dataclass
+class Term:
+    name: str
+    deps: tuple[str, ...]  # choice names the key is made of (empty for derived keys)
+    units: Callable[[str], bool]  # which unit paths this term covers
+    key: Callable[[Mapping[str, str]], tuple] | None = None  # derived key; default: the deps' picks
+    table: dict[tuple, Cost] = field(default_factory=dict)
+
+    def key_of(self, assignment: Mapping[str, str]) -> tuple:
+        return self.key(assignment) if self.key else tuple(assignment[d] for d in self.deps)
+
+
+def _choice_names(node: Any) -> list[str]:
+    if isinstance(node, Choice):
+        return [node.name]
+    return [c.name for c in walk_choices(node)] if isinstance(node, (dict, list)) else []
+
+
+def _block_terms(space: Space) -> list[Term]:
+    doc = space.doc
+    terms: list[Term] = []
+    width_source: list[str] = []  # choices that set the width entering the next unit
+    for i, spec in enumerate(doc["stem"]):
+        deps = tuple(dict.fromkeys(_choice_names(spec) + width_source))
+        terms.append(Term(f"stem.{i}", deps, _exact(f"stem.{i}")))
+        width_source = _choice_names(spec.get("c"))
+    for i, row in enumerate(doc["stages"]):
+        row_level = [n for k, v in row.items() if k not in ("layers", "n") for n in _choice_names(v)]
+        n = row.get("n")
+        layers = row["layers"] if "layers" in row else [None] * (max(n.values.values()) if isinstance(n, Choice)
+                                                                 else n)
+        min_depth = min(n.values.values()) if isinstance(n, Choice) else len(layers)
+        for j, layer in enumerate(layers):
+            deps = _choice_names(layer) + row_level + (width_source if j == 0 else [])
+            if isinstance(n, Choice) and j >= min_depth:
+                deps.append(n.name)
+            path = f"stages.{i}.layers.{j}"
+            terms.append(Term(path, tuple(dict.fromkeys(deps)), _exact(path)))
+        width_source = _choice_names(row.get("c"))
+    for i, spec in enumerate(doc["head"]):
+        deps = tuple(dict.fromkeys(_choice_names(spec) + width_source))
+        terms.append(Term(f"head.{i}", deps, _exact(f"head.{i}")))
+        width_source = _choice_names(spec.get("c"))
+    return terms
+
+
+def _exact(path: str) -> Callable[[str], bool]:
+    return lambda p: p == path
+
+
+def _cell_terms(space: Space) -> list[Term]:
+    doc = space.doc
+    from nas.dsl.plan import body_sequence
+
+    kinds = [name for name, _ in body_sequence(doc)]
+    terms: list[Term] = []
+    for cname, cell in doc["cells"].items():
+        instances = {k for k, kind in enumerate(kinds) if kind == cname}
+        for j, node in enumerate(cell["nodes"]):
+            for key in sorted(k for k in node if k.startswith("op")):
+                t = key[2:]
+                deps = tuple(dict.fromkeys(_choice_names(node[key]) + _choice_names(node[f"in{t}"])))
+                suffix = f".nodes.{j}.op{t}"
+                terms.append(Term(f"cells.{cname}{suffix}", deps, _in_cells(instances, suffix)))
+    varying = {c: cell for c, cell in doc["cells"].items()
+               if cell["concat"] == "unused" and any(_choice_names(n.get(k)) for n in cell["nodes"]
+                                                       for k in n if k.startswith("in"))}
+    is_io = lambda p: p.startswith("head.") or p.endswith(".pre0") or p.endswith(".pre1")  # noqa: E731
+    if varying:
+        terms.append(Term("cells.io", (), is_io, key=lambda a: tuple(_unused(cell, a) for cell in varying.values())))
+    else:
+        terms.append(Term("cells.io", (), is_io))
+    for i, spec in enumerate(doc["stem"]):
+        terms.append(Term(f"stem.{i}", tuple(_choice_names(spec)), _exact(f"stem.{i}")))
+    return terms
+
+
+def _in_cells(instances: set[int], suffix: str) -> Callable[[str], bool]:
+    def covers(path: str) -> bool:
+        if not (path.startswith("body.") and path.endswith(suffix)):
+            return False
+        return int(path.split(".")[1]) in instances
+    return covers
+
+
+def _unused(cell: dict, assignment: Mapping[str, str]) -> int:
+    """How many nodes of a cell no other node reads (they are concatenated into its output)."""
+    used = set()
+    for node in cell["nodes"]:
+        for key, value in node.items():
+            if key.startswith("in"):
+                used.add(value.values[assignment[value.name]] if isinstance(value, Choice) else value)
+    return sum(1 for j in range(len(cell["nodes"])) if f"n{j}" not in used)
+
+
+class CostTable:
+    """The per-choice cost table of a space (see the module docstring for the maths)."""
+
+    def __init__(self, space: Space, unit_cost_fn: UnitCost | None = None, prefill: int = 64, seed: int = 0):
+        self.space = space
+        self._unit_cost = unit_cost_fn or (lambda u: unit_cost(u.spec, u.in_shape))
+        self._choices = space.choices()
+        self.terms = _cell_terms(space) if space.is_cell else _block_terms(space)
+        base = {name: c.keys[0] for name, c in self._choices.items()}
+        base_plan = self._plan(base)
+        covered = [u for u in base_plan.units() if any(t.units(u.path) and t.deps for t in self.terms)]
+        self.fixed = Cost()
+        # Terms without dependencies are constant: fold them into the fixed part once.
+        constant = [t for t in self.terms if not t.deps and t.key is None]
+        for unit in base_plan.units():
+            if unit in covered:
+                continue
+            if any(t.units(unit.path) for t in constant) or not any(t.units(unit.path) for t in self.terms):
+                self.fixed = self.fixed + self._unit_cost(unit)
+        self.terms = [t for t in self.terms if t.deps or t.key is not None]
+        for term in self.terms:
+            if term.key is None:
+                self._fill(term, base)
+        rng = random.Random(seed)
+        for _ in range(prefill if any(t.key is not None for t in self.terms) else 0):
+            self.estimate(space.sample(rng))
+
+    def _plan(self, keys: Mapping[str, str]) -> Plan:
+        return plan(substitute(self.space.doc, keys, self._choices))
+
+    def _term_cost(self, term: Term, plan_: Plan) -> Cost:
+        total = Cost()
+        for unit in plan_.units():
+            if term.units(unit.path):
+                total = total + self._unit_cost(unit)
+        return total
+
+    def _fill(self, term: Term, base: dict[str, str]) -> None:
+        options = [self._choices[d].keys for d in term.deps]
+        for combo in itertools.product(*options):
+            keys = dict(base, **dict(zip(term.deps, combo)))
+            term.table[combo] = self._term_cost(term, self._plan(keys))
+
+    def estimate(self, assignment: Mapping[str, Any]) -> Cost:
+        """Cost of `space.resolve(assignment)` from the tables (derived keys seen first are counted once)."""
+        keys = assignment if self._is_keys(assignment) else check_assignment(self.space, assignment)
+        total_flops, total_params = self.fixed.flops, self.fixed.params
+        for term in self.terms:
+            key = term.key_of(keys)
+            cost = term.table.get(key)
+            if cost is None:  # a derived key not met yet: count it once from the real plan
+                cost = term.table[key] = self._term_cost(term, self._plan(keys))
+            total_flops += cost.flops
+            total_params += cost.params
+        return Cost(total_flops, total_params)
+
+    def _is_keys(self, assignment: Mapping[str, Any]) -> bool:
+        return len(assignment) == len(self._choices) and all(
+            isinstance(v, str) and v in self._choices[n].values for n, v in assignment.items()
+            if n in self._choices)
+
+    def rows(self) -> Iterable[tuple[str, tuple, Cost]]:
+        """(term, key, cost) for every entry, for printing the table."""
+        for term in self.terms:
+            for key, cost in term.table.items():
+                yield term.name, key, cost
+
+    def __len__(self) -> int:
+        return sum(len(t.table) for t in self.terms)

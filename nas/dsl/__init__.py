@@ -1,0 +1,36 @@
+"""The search-space language: parse, validate, resolve, transform, dump. Imports no torch."""
+from __future__ import annotations
+
+import os
+
+from nas.dsl.dump import dumps as _dumps
+from nas.dsl.errors import Location, SpecError, did_you_mean
+from nas.dsl.nodes import Arch, Choice, Space
+from nas.dsl.parse import parse_yaml, read_yaml
+from nas.dsl.plan import Plan, Unit, plan
+
+__all__ = ["Arch", "Choice", "Space", "SpecError", "Location", "Plan", "Unit", "load", "loads", "dump", "dumps",
+           "plan", "did_you_mean"]
+
+
+def loads(text: str, file: str = "<string>") -> Space:
+    """Parse YAML text; returns an `Arch` when it holds no choices, else a `Space`."""
+    return Space.from_data(parse_yaml(text, file), file)
+
+
+def load(path: str | os.PathLike) -> Space:
+    """Load a space or architecture file (returns an `Arch` when the file holds no choices)."""
+    path = os.fspath(path)
+    return Space.from_data(read_yaml(path), path)
+
+
+def dumps(space: Space, header: str | None = None) -> str:
+    return _dumps(space, header)
+
+
+def dump(space: Space, path: str | os.PathLike, header: str | None = None) -> None:
+    text = dumps(space, header)
+    tmp = f"{os.fspath(path)}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)

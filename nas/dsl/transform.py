@@ -1,0 +1,125 @@
+"""Pure-data transforms of a space or architecture: width, depth, input size, classes.
+
+Each returns a new object of the same kind (a Space stays a Space, an Arch an Arch) and re-validates it, so
+a transform that makes shapes impossible raises the usual located SpecError.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Callable
+
+from nas.dsl.errors import SpecError
+from nas.dsl.nodes import Choice, Space, option_key
+
+# Ops whose `c` is a free width (scaled by a width multiplier); others keep their input's width or, like the
+# classifier, are set by the number of classes.
+_WIDTH_OPS = ("conv", "ir", "sep", "fac_conv", "skip", "zero")
+
+
+def round_channels(channels: float, divisor: int = 8) -> int:
+    """EfficientNet's rounding: nearest multiple of `divisor` (never below it), bumped up if 10% was lost."""
+    if divisor <= 1:
+        return max(1, int(round(channels)))
+    rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * channels:
+        rounded += divisor
+    return int(rounded)
+
+
+def round_repeats(repeats: int, multiplier: float) -> int:
+    """EfficientNet's depth rule: repeats are rounded up."""
+    return int(math.ceil(multiplier * repeats - 1e-9))
+
+
+def _copy(space: Space) -> dict:
+    return copy.deepcopy(space.doc)
+
+
+def _map_value(value: Any, fn: Callable[[int], int]) -> Any:
+    """Apply fn to an int, or to every option of a choice of ints (keys follow the new values)."""
+    if isinstance(value, Choice):
+        values = {}
+        for v in value.values.values():
+            new = fn(v)
+            values.setdefault(option_key(new), new)
+        return Choice(value.name, values, value.where, None)
+    return fn(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def with_classes(space: Space, classes: int) -> Space:
+    if not isinstance(classes, int) or isinstance(classes, bool) or classes < 1:
+        raise SpecError(f"classes must be a positive integer, got {classes!r}")
+    doc = _copy(space)
+    doc["classes"] = classes
+    return space.copy_with(doc)
+
+
+def with_input(space: Space, channels: int | None = None, size: int | None = None) -> Space:
+    doc = _copy(space)
+    for key, value in (("channels", channels), ("size", size)):
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise SpecError(f"input {key} must be a positive integer, got {value!r}")
+        doc["input"][key] = value
+    return space.copy_with(doc)
+
+
+def with_width(space: Space, multiplier: float, divisor: int = 8) -> Space:
+    """Scale every free width (stem, stages, head convs; F of a cell body) by `multiplier`, rounded."""
+    if not multiplier > 0:
+        raise SpecError(f"width multiplier must be > 0, got {multiplier!r}")
+    doc = _copy(space)
+    scale = lambda c: round_channels(c * multiplier, divisor)  # noqa: E731
+    for section in ("stem", "head"):
+        for spec in doc[section]:
+            if spec.get("op") in _WIDTH_OPS and "c" in spec:
+                spec["c"] = _map_value(spec["c"], scale)
+    for row in doc.get("stages", []):
+        row["c"] = _map_value(row["c"], scale)
+    if "body" in doc:
+        doc["body"] = dict(doc["body"], F=round_channels(doc["body"]["F"] * multiplier, divisor))
+    return space.copy_with(doc)
+
+
+def with_depth(space: Space, multiplier: float) -> Space:
+    """Scale every stage's repeats by `multiplier` (rounded up); cell networks scale N of the body."""
+    if not multiplier > 0:
+        raise SpecError(f"depth multiplier must be > 0, got {multiplier!r}")
+    doc = _copy(space)
+    grow = lambda n: max(1, round_repeats(n, multiplier))  # noqa: E731
+    for row in doc.get("stages", []):
+        if "layers" in row:
+            layers = row["layers"]
+            target = grow(len(layers))
+            if isinstance(row.get("n"), Choice):
+                row["n"] = _map_value(row["n"], lambda n: min(grow(n), target))
+            # Deeper: repeat the last layer (a choice is copied under a new name); shallower: keep the first.
+            extra = [_rename(layers[-1], f".layers.{len(layers) - 1}", f".layers.{j}")
+                     for j in range(len(layers), target)]
+            row["layers"] = layers[:target] + extra
+        else:
+            row["n"] = _map_value(row.get("n", 1), grow)
+    if "body" in doc:
+        body = dict(doc["body"])
+        body["N"] = grow(body["N"]) if isinstance(body.get("N"), int) else body.get("N")
+        doc["body"] = body
+    return space.copy_with(doc)
+
+
+def _rename(node: Any, old: str, new: str) -> Any:
+    node = copy.deepcopy(node)
+
+    def visit(value: Any) -> Any:
+        if isinstance(value, Choice):
+            value.name = value.name.replace(old, new, 1)
+        elif isinstance(value, dict):
+            for v in value.values():
+                visit(v)
+        elif isinstance(value, list):
+            for v in value:
+                visit(v)
+        return value
+
+    return visit(node)

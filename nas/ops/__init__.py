@@ -1,0 +1,45 @@
+"""Op implementations, one small nn.Module per op named in `nas.dsl.ops.OPS`.
+
+`make(spec, bn)` builds the module for a complete spec from the plan; `REGISTRY` maps op name → class and a
+test checks that it matches the DSL's vocabulary exactly.
+"""
+from __future__ import annotations
+
+import inspect
+
+from torch import nn
+
+from nas.ops.cells import AvgPool, MaxPool, SepConv, Skip, Zero
+from nas.ops.conv import Conv, DepthwiseConv, FactorizedConv
+from nas.ops.head import Classifier
+from nas.ops.mobile import InvertedResidual, SqueezeExcite
+
+REGISTRY: dict[str, type[nn.Module]] = {
+    "conv": Conv,
+    "dwconv": DepthwiseConv,
+    "fac_conv": FactorizedConv,
+    "sep": SepConv,
+    "avgpool": AvgPool,
+    "maxpool": MaxPool,
+    "skip": Skip,
+    "zero": Zero,
+    "ir": InvertedResidual,
+    "se": SqueezeExcite,
+    "classifier": Classifier,
+}
+
+
+def constructor_args(spec: dict, bn: dict | None = None) -> dict:
+    """The keyword arguments of the op's class for a complete spec (plus BN settings it accepts)."""
+    cls = REGISTRY[spec["op"]]
+    accepted = inspect.signature(cls.__init__).parameters
+    args = {k: v for k, v in spec.items() if k != "op" and k in accepted}
+    for key, value in (bn or {}).items():
+        name = f"bn_{key}"
+        if name in accepted:
+            args[name] = value
+    return args
+
+
+def make(spec: dict, bn: dict | None = None) -> nn.Module:
+    return REGISTRY[spec["op"]](**constructor_args(spec, bn))

@@ -1,0 +1,55 @@
+"""Pieces shared by every op family: activations, conv + BN + activation, drop-path.
+
+Op modules take plain constructor arguments (the op's YAML parameters, `c_in` and the BN settings), so that
+`nas.export` can write `Op(c_in=16, c=24, k=3, ...)` as standalone source.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def make_act(name: str | None) -> nn.Module:
+    table = {
+        "relu": nn.ReLU, "relu6": nn.ReLU6, "swish": nn.SiLU, "hardswish": nn.Hardswish, "gelu": nn.GELU,
+        "sigmoid": nn.Sigmoid, "hsigmoid": nn.Hardsigmoid,
+    }
+    if name in (None, "none"):
+        return nn.Identity()
+    return table[name]()
+
+
+def make_divisible(value: float, divisor: int) -> int:
+    """Round to a multiple of `divisor`, never losing more than 10% (MobileNet's rounding rule)."""
+    if divisor <= 1:
+        return max(1, int(value))
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: drop the whole residual branch for a random subset of samples."""
+    if rate <= 0.0 or not training:
+        return x
+    keep = 1.0 - rate
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+    return x * mask / keep
+
+
+class ConvBNAct(nn.Module):
+    """k×k conv, batch norm, activation; `preact` puts the activation first (NASNet/DARTS ReLU-Conv-BN)."""
+
+    def __init__(self, c_in: int, c: int, k: int = 3, s: int = 1, p: int | None = None, groups: int = 1,
+                 dilation: int = 1, act: str = "relu", bn: bool = True, bias: bool = False, preact: bool = False,
+                 bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+        super().__init__()
+        padding = dilation * (k - 1) // 2 if p is None else p
+        self.preact = preact
+        self.act = make_act(act)
+        self.conv = nn.Conv2d(c_in, c, k, s, padding, dilation=dilation, groups=groups, bias=bias or not bn)
+        self.bn = nn.BatchNorm2d(c, eps=bn_eps, momentum=bn_momentum) if bn else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.preact:
+            return self.bn(self.conv(self.act(x)))
+        return self.act(self.bn(self.conv(x)))
