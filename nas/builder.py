@@ -41,10 +41,10 @@ class Node(nn.ModuleDict):
 class CellModule(nn.Module):
     """A NASNet/DARTS cell: preprocess h0 (h_{i-1}) and h1 (h_i), run the nodes, concatenate `concat`."""
 
-    def __init__(self, pre0: nn.Module | None, pre1: nn.Module, nodes: list[Node], concat: list[str]):
+    def __init__(self, pre0: nn.Module | None, pre1: nn.Module | None, nodes: list[Node], concat: list[str]):
         super().__init__()
         self.pre0 = pre0 if pre0 is not None else nn.Identity()
-        self.pre1 = pre1
+        self.pre1 = pre1 if pre1 is not None else nn.Identity()
         self.nodes = nn.ModuleList(nodes)
         self.concat = concat
 
@@ -53,6 +53,13 @@ class CellModule(nn.Module):
         for j, node in enumerate(self.nodes):
             states[f"n{j}"] = node(states)
         return torch.cat([states[name] for name in self.concat], dim=1)
+
+
+class DeadCell(nn.Module):
+    """Stands in for a cell whose output nothing reads (a sampled cell may ignore h0 or h1)."""
+
+    def forward(self, h0, h1):
+        return None
 
 
 class Network(nn.Module):
@@ -88,7 +95,8 @@ def _cell_module(cell: Cell, bn: dict) -> CellModule:
     nodes = [Node({unit.path.rsplit(".", 1)[1]: ops.make(unit.spec, bn) for _, unit in node.inputs},
                   [source for source, _ in node.inputs]) for node in cell.nodes]
     pre0 = ops.make(cell.pre0.spec, bn) if cell.pre0 is not None else None
-    return CellModule(pre0, ops.make(cell.pre1.spec, bn), nodes, cell.concat)
+    pre1 = ops.make(cell.pre1.spec, bn) if cell.pre1 is not None else None
+    return CellModule(pre0, pre1, nodes, cell.concat)
 
 
 def build_plan(plan: Plan) -> Network:
@@ -96,7 +104,8 @@ def build_plan(plan: Plan) -> Network:
     stem = [ops.make(u.spec, bn) for u in plan.stem]
     head = [ops.make(u.spec, bn) for u in plan.head]
     if plan.cells:
-        return Network(stem, head, body=[_cell_module(cell, bn) for cell in plan.cells])
+        body = [_cell_module(cell, bn) if cell.live else DeadCell() for cell in plan.cells]
+        return Network(stem, head, body=body)
     stages = [Stage([ops.make(u.spec, bn) for u in stage]) for stage in plan.stages]
     return Network(stem, head, stages=stages)
 

@@ -4,7 +4,7 @@ A *term* is the set of op instances whose shapes depend on the same few choices:
 block choice, plus the stage's width/depth choices and the width feeding it), one cell node input (its op
 and its source, since reading a cell input is strided in a reduction cell), or — for cells that concatenate
 their unused nodes — the 1×1 preprocessing convs and the head, keyed by how many nodes each cell type
-leaves unused. Every table entry is the fvcore count of the real op modules at their real input shapes,
+leaves unused and whether they read h0 and h1 at all. Every table entry is the fvcore count of the real op modules at their real input shapes,
 so `estimate(a)` equals the full count of `build(resolve(a))` without tracing per candidate.
 
     cost(a) = fixed + Σ_term table_term[key_term(a)]
@@ -80,6 +80,12 @@ def _cell_terms(space: Space) -> list[Term]:
 
     kinds = [name for name, _ in body_sequence(doc)]
     terms: list[Term] = []
+    varying = [cell for cell in doc["cells"].values()
+               if any(_choice_names(n.get(k)) for n in cell["nodes"] for k in n if k.startswith("in"))]
+
+    def liveness(a: Mapping[str, str]) -> tuple:  # which cells exist depends on which inputs cells read
+        return tuple(_io_key(cell, a)[:2] for cell in varying)
+
     for cname, cell in doc["cells"].items():
         instances = {k for k, kind in enumerate(kinds) if kind == cname}
         for j, node in enumerate(cell["nodes"]):
@@ -87,13 +93,11 @@ def _cell_terms(space: Space) -> list[Term]:
                 t = key[2:]
                 deps = tuple(dict.fromkeys(_choice_names(node[key]) + _choice_names(node[f"in{t}"])))
                 suffix = f".nodes.{j}.op{t}"
-                terms.append(Term(f"cells.{cname}{suffix}", deps, _in_cells(instances, suffix)))
-    varying = {c: cell for c, cell in doc["cells"].items()
-               if cell["concat"] == "unused" and any(_choice_names(n.get(k)) for n in cell["nodes"]
-                                                       for k in n if k.startswith("in"))}
+                key_fn = (lambda a, d=deps: tuple(a[n] for n in d) + liveness(a)) if varying else None
+                terms.append(Term(f"cells.{cname}{suffix}", deps, _in_cells(instances, suffix), key_fn))
     is_io = lambda p: p.startswith("head.") or p.endswith(".pre0") or p.endswith(".pre1")  # noqa: E731
     if varying:
-        terms.append(Term("cells.io", (), is_io, key=lambda a: tuple(_unused(cell, a) for cell in varying.values())))
+        terms.append(Term("cells.io", (), is_io, key=lambda a: tuple(_io_key(cell, a) for cell in varying)))
     else:
         terms.append(Term("cells.io", (), is_io))
     for i, spec in enumerate(doc["stem"]):
@@ -109,14 +113,16 @@ def _in_cells(instances: set[int], suffix: str) -> Callable[[str], bool]:
     return covers
 
 
-def _unused(cell: dict, assignment: Mapping[str, str]) -> int:
-    """How many nodes of a cell no other node reads (they are concatenated into its output)."""
-    used = set()
+def _io_key(cell: dict, assignment: Mapping[str, str]) -> tuple:
+    """What a cell's preprocessing and output width depend on: whether h0 and h1 are read, and (when it
+    concatenates its unused nodes) how many nodes no other node reads."""
+    used = set(cell["concat"]) if isinstance(cell["concat"], list) else set()
     for node in cell["nodes"]:
         for key, value in node.items():
             if key.startswith("in"):
                 used.add(value.values[assignment[value.name]] if isinstance(value, Choice) else value)
-    return sum(1 for j in range(len(cell["nodes"])) if f"n{j}" not in used)
+    unused = sum(1 for j in range(len(cell["nodes"])) if f"n{j}" not in used)
+    return "h0" in used, "h1" in used, unused if cell["concat"] == "unused" else None
 
 
 class CostTable:
@@ -127,7 +133,7 @@ class CostTable:
         self._unit_cost = unit_cost_fn or (lambda u: unit_cost(u.spec, u.in_shape))
         self._choices = space.choices()
         self.terms = _cell_terms(space) if space.is_cell else _block_terms(space)
-        base = {name: c.keys[0] for name, c in self._choices.items()}
+        base = self._base()
         base_plan = self._plan(base)
         covered = [u for u in base_plan.units() if any(t.units(u.path) and t.deps for t in self.terms)]
         self.fixed = Cost()
@@ -140,8 +146,8 @@ class CostTable:
                 self.fixed = self.fixed + self._unit_cost(unit)
         self.terms = [t for t in self.terms if t.deps or t.key is not None]
         for term in self.terms:
-            if term.key is None:
-                self._fill(term, base)
+            if term.deps:
+                self._fill(term, self._base())
         rng = random.Random(seed)
         for _ in range(prefill if any(t.key is not None for t in self.terms) else 0):
             self.estimate(space.sample(rng))
@@ -160,7 +166,18 @@ class CostTable:
         options = [self._choices[d].keys for d in term.deps]
         for combo in itertools.product(*options):
             keys = dict(base, **dict(zip(term.deps, combo)))
-            term.table[combo] = self._term_cost(term, self._plan(keys))
+            term.table[term.key_of(keys)] = self._term_cost(term, self._plan(keys))
+
+    def _base(self) -> dict[str, str]:
+        """First options everywhere — except that every cell's first node reads both h0 and h1, so the
+        eagerly filled entries are those of the common case where every cell is live."""
+        base = {name: c.keys[0] for name, c in self._choices.items()}
+        for cname in self.space.doc.get("cells", {}):
+            for t, state in ((0, "h0"), (1, "h1")):
+                name = f"cells.{cname}.nodes.0.in{t}"
+                if name in self._choices and state in self._choices[name].values:
+                    base[name] = state
+        return base
 
     def estimate(self, assignment: Mapping[str, Any]) -> Cost:
         """Cost of `space.resolve(assignment)` from the tables (derived keys seen first are counted once)."""

@@ -52,6 +52,15 @@ def _construct(loader: yaml.SafeLoader, node: yaml.Node, file: str) -> Any:
     if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
         raise SpecError(f"YAML tag '{node.tag}' is not allowed", where, "only plain mappings, lists and scalars")
     if isinstance(node, yaml.MappingNode):
+        explicit: dict = {}
+        for key_node, _ in node.value:  # duplicates among the written keys are errors; merged ones override
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key_where = _location(key_node.start_mark, file)
+            if key_node.value in explicit:
+                raise SpecError(f"duplicate key '{key_node.value}'", key_where,
+                                f"first defined at line {explicit[key_node.value].line}")
+            explicit[key_node.value] = key_where
         loader.flatten_mapping(node)  # resolves YAML merge keys (<<) the safe way
         out = PosDict()
         out.where, out.key_where, out.value_where = where, {}, {}
@@ -60,9 +69,6 @@ def _construct(loader: yaml.SafeLoader, node: yaml.Node, file: str) -> Any:
             key_where = _location(key_node.start_mark, file)
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 raise SpecError("mapping keys must be plain scalars", key_where)
-            if key in out:
-                raise SpecError(f"duplicate key '{key}'", key_where,
-                                f"first defined at line {out.key_where[key].line}")
             out[key] = _construct(loader, value_node, file)
             out.key_where[key] = key_where
             out.value_where[key] = _location(value_node.start_mark, file)

@@ -38,12 +38,14 @@ class Node:
 class Cell:
     kind: str  # the cell's name in `cells:` (normal, reduction, ...)
     reduce: bool
-    pre0: Unit | None
-    pre1: Unit
+    pre0: Unit | None  # None: h0 is used as it is (same width and size) or not read at all
+    pre1: Unit | None  # None: h1 is not read
     nodes: list[Node]
     concat: list[str]
     channels: int  # C, the width of every node
     out_shape: Shape
+    reads: frozenset = frozenset()  # which of h0/h1 the nodes (or an explicit concat) read
+    live: bool = True  # False when no later cell (nor the head) reads this cell's output: it is not built
 
 
 @dataclass
@@ -62,6 +64,8 @@ class Plan:
         for stage in self.stages:
             out.extend(stage)
         for cell in self.cells:
+            if not cell.live:
+                continue
             out.extend(u for u in (cell.pre0, cell.pre1) if u is not None)
             for node in cell.nodes:
                 out.extend(unit for _, unit in node.inputs)
@@ -298,7 +302,12 @@ def _plan_cells(doc: dict, stem: list[Unit], shape: Shape) -> tuple[list[Cell], 
         spec = doc["cells"][name]
         C = max(1, int(round(F * mult)))
         where = _loc(spec)
-        if h0[1] != h1[1]:
+        reads = {node[key] for node in spec["nodes"] for key in node if key.startswith("in")}
+        if isinstance(spec["concat"], list):
+            reads |= set(spec["concat"])
+        if "h0" not in reads:  # an input no node reads is not computed at all (tracing would drop it too)
+            pre0 = None
+        elif h0[1] != h1[1]:
             if h0[1] != 2 * h1[1] and (h0[1] + 1) // 2 != h1[1]:
                 raise SpecError(f"cell {k}: inputs of sizes {h0[1]} and {h1[1]} cannot be matched", where)
             pre0 = make_unit(f"body.{k}.pre0", {"op": "skip", "reduce": "factorized"}, h0, {"c": C, "s": 2})
@@ -306,8 +315,9 @@ def _plan_cells(doc: dict, stem: list[Unit], shape: Shape) -> tuple[list[Cell], 
             pre0 = None
         else:
             pre0 = make_unit(f"body.{k}.pre0", {"op": "conv", "k": 1, "preact": True}, h0, {"c": C})
-        pre1 = make_unit(f"body.{k}.pre1", {"op": "conv", "k": 1, "preact": True}, h1, {"c": C})
-        states = {"h0": (C, h1[1], h1[2]), "h1": pre1.out_shape}
+        pre1 = make_unit(f"body.{k}.pre1", {"op": "conv", "k": 1, "preact": True}, h1, {"c": C}) \
+            if "h1" in reads else None
+        states = {"h0": (C if pre0 is not None else h0[0], h1[1], h1[2]), "h1": (C, h1[1], h1[2])}
         nodes, used = [], set()
         for j, node in enumerate(spec["nodes"]):
             inputs, out = [], None
@@ -339,9 +349,23 @@ def _plan_cells(doc: dict, stem: list[Unit], shape: Shape) -> tuple[list[Cell], 
             raise SpecError(f"cell '{name}': concatenated states differ in size ({sorted(sizes)})", where,
                             "concatenate only states after the reduction")
         out_shape = (sum(states[s][0] for s in concat),) + states[concat[0]][1:]
-        cells.append(Cell(name, spec["reduce"], pre0, pre1, nodes, concat, C, out_shape))
+        cells.append(Cell(name, spec["reduce"], pre0, pre1, nodes, concat, C, out_shape,
+                          frozenset(reads & {"h0", "h1"})))
         h0, h1 = h1, out_shape
+    _mark_live(cells)
     return cells, h1
+
+
+def _mark_live(cells: list[Cell]) -> None:
+    """A cell whose output no later live cell reads would be computed for nothing: mark it dead."""
+    needed = {len(cells) - 1}  # the head reads the last cell
+    for k in range(len(cells) - 1, -1, -1):
+        cells[k].live = k in needed
+        if cells[k].live:
+            if "h1" in cells[k].reads:
+                needed.add(k - 1)
+            if "h0" in cells[k].reads:
+                needed.add(k - 2)
 
 
 def _concat_list(spec: dict, states: dict, used: set, name: str, where: Location) -> list[str]:

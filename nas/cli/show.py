@@ -1,0 +1,117 @@
+"""`nas show` and `nas count`: what a space or architecture is, and what it costs."""
+from __future__ import annotations
+
+import json
+
+from nas.dsl.errors import SpecError
+
+
+def _load(args):
+    from nas.dsl import load
+    from nas.zoo import resolve_source
+
+    space = load(resolve_source(args.file))
+    if getattr(args, "input_size", None):
+        space = space.with_input(size=args.input_size)
+    return space
+
+
+def _arch(space, sample):
+    if not space.choices():
+        return space
+    if sample is None:
+        raise SpecError(f"'{space.name}' is a search space with {len(space.choices())} choices", space.file,
+                        "pick one architecture with --sample SEED")
+    return space.resolve(space.sample(sample))
+
+
+def _show(args) -> int:
+    from nas.cost import count_arch
+    from nas.report import console as report_console
+    from nas.report import space_summary, unit_table
+
+    console = report_console()
+    space = _load(args)
+    choices = space.choices()
+    console.print(f"[bold]{space.name}[/bold]" + (f" — {space.doc['description']}" if "description" in space.doc else ""))
+    shape = space.doc["input"]
+    console.print(f"input {shape['channels']}×{shape['size']}×{shape['size']}, {space.doc['classes']} classes, "
+                  f"{len(choices)} choices, space size {space.size():.4g}")
+    console.print(space_summary(space))
+    if choices and args.sample is None:
+        names = list(choices)
+        shown = names[:6] + (["…"] if len(names) > 6 else [])
+        console.print("choices: " + ", ".join(shown))
+        return 0
+    arch = _arch(space, args.sample)
+    if choices:
+        from nas.dsl import dumps
+
+        console.print(f"[bold]sample {args.sample}[/bold] (resolved architecture):")
+        console.print(dumps(arch), markup=False, highlight=False)
+    console.print(unit_table(count_arch(arch, per_unit=True)))
+    return 0
+
+
+def _count(args) -> int:
+    from nas.cost import count_arch
+    from nas.report import human
+
+    space = _load(args)
+    arch = _arch(space, args.sample)
+    cost = count_arch(arch, latency=args.latency, device=args.device)
+    if args.json:
+        print(json.dumps(cost.as_dict()))
+        return 0
+    c, h, w = cost.input_shape
+    line = f"{cost.name} @ {c}×{h}×{w}: params {cost.total.params:,} ({human(cost.total.params)}), " \
+           f"FLOPs {cost.total.flops:,.0f} ({human(cost.total.flops)} multiply-adds)"
+    if cost.total.latency_ms is not None:
+        line += f", latency {cost.total.latency_ms:.2f} ms (median, batch 1, {args.device or 'auto'})"
+    print(line)
+    return 0
+
+
+def _device(text: str) -> str:
+    if text not in ("auto", "cpu") and not text.startswith("cuda") and text != "mps":
+        raise SpecError(f"unknown device '{text}'", "--device", "use auto, cpu, cuda, cuda:N or mps")
+    return text
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise SpecError(f"expected a positive integer, got '{text}'", "--input-size") from None
+    if value < 1:
+        raise SpecError(f"expected a positive integer, got {value}", "--input-size")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise SpecError(f"--sample takes an integer seed, got '{text}'", "--sample") from None
+
+
+def register(sub) -> None:
+    show = sub.add_parser("show", help="summarize a space or architecture (per-layer table for an architecture)",
+                          description="Summarize a search space or an architecture. FILE is a YAML file or a "
+                                      "zoo name. With --sample SEED (or for a fixed architecture) print the "
+                                      "per-layer table with params and FLOPs.")
+    show.add_argument("file", metavar="FILE")
+    show.add_argument("--sample", type=_seed, metavar="SEED", help="resolve one random architecture of the space")
+    show.add_argument("--input-size", type=_positive, metavar="N", help="override the input resolution")
+    show.set_defaults(func=_show)
+
+    count = sub.add_parser("count", help="params, FLOPs (multiply-adds) and optionally latency",
+                           description="Count params and FLOPs (multiply-adds, fvcore) of an architecture; "
+                                       "--latency also measures the median forward time at batch 1.")
+    count.add_argument("file", metavar="FILE")
+    count.add_argument("--sample", type=_seed, metavar="SEED", help="resolve one random architecture of the space")
+    count.add_argument("--input-size", type=_positive, metavar="N", help="override the input resolution")
+    count.add_argument("--latency", action="store_true", help="measure latency (warm-up, median of 20 runs)")
+    count.add_argument("--device", type=_device, default="auto", help="torch device for --latency (default auto)")
+    count.add_argument("--json", action="store_true", help="print one JSON object")
+    count.set_defaults(func=_count)

@@ -1,0 +1,51 @@
+"""The model zoo: fixed architectures written in the DSL, one file each under search_spaces/zoo/.
+
+`load("resnet50")` returns the Arch; `resolve_source(text)` accepts either a file path or a zoo name (and the
+short aliases such as b0), which is what every CLI command that takes an architecture uses.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from nas.dsl.errors import SpecError, did_you_mean
+
+ALIASES = {f"b{i}": f"efficientnet_b{i}" for i in range(8)}
+
+
+def spaces_dir() -> Path:
+    """search_spaces/ of the checkout (the package is installed in editable mode from it), or $NAS_SPACES."""
+    env = os.environ.get("NAS_SPACES")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "search_spaces"
+
+
+def zoo_dir() -> Path:
+    return spaces_dir() / "zoo"
+
+
+def names() -> list[str]:
+    found = {p.stem for p in zoo_dir().glob("*.yaml")} | {p.stem for p in spaces_dir().glob("*.yaml")}
+    return sorted(found)
+
+
+def path_of(name: str) -> Path:
+    key = ALIASES.get(name.lower(), name.lower())
+    for folder in (zoo_dir(), spaces_dir()):
+        candidate = folder / f"{key}.yaml"
+        if candidate.is_file():
+            return candidate
+    raise SpecError(f"no file or zoo entry named '{name}'", name, did_you_mean(key, names()) or "see `nas zoo`")
+
+
+def resolve_source(source: str | os.PathLike) -> Path:
+    """A path that exists, else a zoo name (or alias); errors name the closest zoo entries."""
+    path = Path(source)
+    if path.exists() or path.suffix in (".yaml", ".yml") or os.sep in str(source):
+        return path
+    return path_of(str(source))
+
+
+def load(name: str):
+    from nas.dsl import load as load_file
+
+    return load_file(resolve_source(name))

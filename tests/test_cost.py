@@ -1,0 +1,66 @@
+"""Cost model: the per-choice table agrees with fvcore's full count; latency is measured."""
+import pytest
+
+import nas
+from nas.cost import count_arch
+from nas.cost.flops import count_model
+from nas.cost.latency import measure_latency
+from nas.cost.lut import CostTable
+
+
+def _agree(space, samples):
+    table = CostTable(space)
+    worst = 0.0
+    for seed in range(samples):
+        picks = space.sample(1000 + seed)
+        est = table.estimate(picks)
+        arch = space.resolve(picks)
+        full = count_model(nas.build(arch), arch.plan().input_shape).total
+        assert est.params == full.params
+        worst = max(worst, abs(est.flops / full.flops - 1))
+    return worst
+
+
+@pytest.mark.slow
+def test_fbnet_table_equals_fvcore_for_50_architectures(spaces):
+    assert _agree(nas.load(spaces / "fbnet.yaml"), 50) <= 0.005
+
+
+@pytest.mark.slow
+def test_nasnet_table_equals_fvcore_for_50_architectures(spaces):
+    # The real NASNet space (N = 4, F = 44) at 96×96 keeps the 50 full fvcore counts affordable.
+    assert _agree(nas.load(spaces / "nasnet.yaml").with_input(size=96), 50) <= 0.005
+
+
+def test_darts_and_depth_width_choices_agree(spaces):
+    assert _agree(nas.load(spaces / "darts.yaml"), 5) <= 0.005
+    text = (spaces / "fbnet.yaml").read_text()
+    text = text.replace("{block: $tbs, c: 32, n: 4, s: 2}", "{block: $tbs, c: {choice: [24, 32, 40]}, n: {choice: [2, 3, 4]}, s: 2}")
+    text = text.replace("{block: $tbs, c: 64, n: 4, s: 2}", "{block: $tbs, shared: true, c: 64, n: {choice: [1, 4]}, s: 2}")
+    space = nas.loads(text).with_input(size=64)
+    assert "stages.2.c" in space.choices() and "stages.3.block" in space.choices()
+    assert _agree(space, 12) <= 0.005
+
+
+def test_table_is_a_sum_of_lookups(spaces):
+    table = CostTable(nas.load(spaces / "fbnet.yaml"))
+    assert len(table) == 22 * 9
+    assert {t.name for t in table.terms} == {f"stages.{i}.layers.{j}" for i, n in enumerate([1, 4, 4, 4, 4, 4, 1])
+                                             for j in range(n)}
+    picks = {name: "skip" for name in table.space.choices()}
+    cost = table.estimate(picks)
+    layers = sum(t.table[("skip",)].flops for t in table.terms)
+    assert cost.flops == table.fixed.flops + layers
+
+
+def test_per_unit_counts_sum_to_the_total(spaces):
+    cost = count_arch(nas.load(spaces / "efficientnet_b0.yaml").with_input(size=64), per_unit=True)
+    assert sum(c.flops for _, c in cost.units) == pytest.approx(cost.total.flops)
+    assert sum(c.params for _, c in cost.units) == cost.total.params
+
+
+def test_latency_is_measured():
+    import torch
+
+    ms = measure_latency(torch.nn.Conv2d(3, 8, 3), (3, 32, 32), "cpu", warmup=1, runs=3)
+    assert ms > 0

@@ -1,0 +1,96 @@
+"""Every op: the torch module's output shape equals the shape the DSL infers, at stride 1 and 2."""
+import inspect
+
+import pytest
+import torch
+
+from nas import ops
+from nas.dsl.ops import OPS, REQUIRED
+from nas.dsl.plan import make_unit
+
+# Settings that exercise each op's interesting path; ops not listed get their required ints set to 8.
+EXAMPLES = {
+    "conv": [{"k": 3, "c": 12}, {"k": 1, "c": 16, "groups": 4}, {"k": 3, "c": 8, "dilation": 2, "preact": True},
+             {"k": 5, "c": 8, "p": 0}],
+    "dwconv": [{"k": 3}, {"k": 5, "act": "hardswish"}],
+    "fac_conv": [{"k": 7}, {"k": 3, "c": 16}],
+    "sep": [{"k": 3}, {"k": 5, "c": 16}, {"k": 3, "dilation": 2, "repeat": 1}],
+    "avgpool": [{"k": 3}, {"k": 5}],
+    "maxpool": [{"k": 3}, {"k": 7}],
+    "skip": [{}, {"c": 16}, {"c": 16, "reduce": "factorized"}],
+    "zero": [{}, {"c": 16}],
+    "ir": [{"c": 8, "e": 6}, {"c": 16, "k": 5, "e": 3, "se": 0.25, "act": "swish"},
+           {"c": 8, "e": 1, "groups": 2, "expand": "always"},
+           {"c": 8, "e": 4, "se": 0.25, "se_base": "expanded", "se_gate": "hsigmoid", "se_divisor": 8,
+            "act": "hardswish"}],
+    "se": [{"ratio": 0.25}, {"gate": "hsigmoid", "divisor": 8}],
+    "classifier": [{"c": 10, "dropout": 0.2}],
+}
+
+
+def _examples():
+    for name, schema in OPS.items():
+        settings = EXAMPLES.get(name) or [{k: 8 for k, p in schema.params.items()
+                                           if p.default is REQUIRED and p.kind == "int"}]
+        for i, extra in enumerate(settings):
+            strides = (1, 2) if schema.strided else (1,)
+            for s in strides:
+                yield pytest.param(name, extra, s, id=f"{name}-{i}-s{s}")
+
+
+def test_registry_matches_the_dsl_vocabulary():
+    assert set(ops.REGISTRY) == set(OPS)
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_every_schema_parameter_reaches_the_module(name):
+    accepted = inspect.signature(ops.REGISTRY[name].__init__).parameters
+    missing = [p for p in OPS[name].params if p not in accepted]
+    assert not missing, f"{name}: constructor ignores {missing}"
+    assert "c_in" in accepted
+
+
+@pytest.mark.parametrize("name,extra,stride", list(_examples()))
+def test_op_output_shape_matches_plan(name, extra, stride):
+    spec = {"op": name, **extra}
+    if OPS[name].strided:
+        spec["s"] = stride
+    in_shape = (8, 9, 9)  # odd, so padding and stride rounding are exercised
+    unit = make_unit("x", spec, in_shape)
+    module = ops.make(unit.spec).eval()
+    with torch.no_grad():
+        out = module(torch.randn(2, *in_shape))
+    expected = unit.out_shape if name != "classifier" else (unit.out_shape[0],)
+    assert tuple(out.shape[1:]) == tuple(expected)
+
+
+def test_inverted_residual_structure():
+    block = ops.make(make_unit("x", {"op": "ir", "c": 8, "e": 1}, (8, 8, 8)).spec)
+    assert block.expand is None and block.has_residual  # e=1 skips the expand conv (MobileNetV2/EfficientNet)
+    fb = ops.make(make_unit("x", {"op": "ir", "c": 8, "e": 1, "expand": "always", "groups": 2}, (8, 8, 8)).spec)
+    assert fb.expand is not None and fb.expand.conv.groups == 2  # FBNet keeps it, as a group conv
+    strided = ops.make(make_unit("x", {"op": "ir", "c": 8, "e": 6, "s": 2}, (8, 8, 8)).spec)
+    assert not strided.has_residual
+    se = ops.make(make_unit("x", {"op": "ir", "c": 16, "e": 6, "se": 0.25}, (16, 8, 8)).spec)
+    assert se.se.reduce.out_channels == 4  # SE squeezes relative to the block input (EfficientNet)
+
+
+def test_drop_path_only_in_training():
+    block = ops.make(make_unit("x", {"op": "ir", "c": 8, "e": 2}, (8, 4, 4)).spec)
+    block.drop_path_rate = 0.5
+    x = torch.randn(64, 8, 4, 4)
+    block.eval()
+    assert torch.equal(block(x), block(x))
+    block.train()
+    torch.manual_seed(0)
+    out = block(x)
+    branch_dropped = (out - x).flatten(1).abs().sum(1) == 0
+    assert 0 < int(branch_dropped.sum()) < 64
+
+
+def test_zero_and_factorized_reduce_values():
+    zero = ops.make(make_unit("x", {"op": "zero", "s": 2, "c": 4}, (8, 5, 5)).spec)
+    assert torch.count_nonzero(zero(torch.randn(1, 8, 5, 5))) == 0
+    skip = ops.make(make_unit("x", {"op": "skip"}, (8, 5, 5)).spec)
+    x = torch.randn(1, 8, 5, 5)
+    assert torch.equal(skip(x), x)
