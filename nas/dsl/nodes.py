@@ -114,6 +114,10 @@ class _Normalizer:
                 if isinstance(value, dict) and "op" not in value:
                     raise SpecError(f"{what}: option '{key}' must name an 'op'", options.loc(key))
                 values[option_key(key)] = value
+            kinds = {isinstance(v, dict) for v in values.values()}
+            if len(kinds) > 1:
+                raise SpecError(f"{what} mixes ops and plain values", where,
+                                "every option is an {op: ...} mapping, or every option is a value")
         else:
             raise SpecError(f"{what} must be a list or a mapping of options", where,
                             "e.g. [3, 5, 7] or {k3: {op: ir, k: 3}}")
@@ -324,7 +328,8 @@ class _Normalizer:
                 if not isinstance(node, dict) or not node:
                     raise SpecError(f"node {j} must be a mapping like {{op0: sep3, in0: h1, op1: skip, in1: h0}}",
                                     nodes.loc(j))
-                parsed = {}
+                parsed = PosDict()
+                parsed.where, parsed.key_where, parsed.value_where = node.where, node.key_where, node.value_where
                 for key, value in node.items():
                     if not (key.startswith("op") or key.startswith("in")) or not key[2:].isdigit():
                         raise SpecError(f"unknown node key '{key}'", node.key_loc(key), "use op0, in0, op1, in1, ...")

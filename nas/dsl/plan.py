@@ -169,7 +169,7 @@ def _lookup_block(doc: dict, key: Any, where: Location) -> dict:
     if isinstance(key, dict):
         return key
     blocks = doc.get("blocks", {})
-    if key not in blocks:
+    if not isinstance(key, str) or key not in blocks:
         raise SpecError(f"unknown block '{key}'", where,
                         did_you_mean(str(key), blocks) if blocks else "define it under 'blocks:'")
     return blocks[key]
@@ -327,7 +327,7 @@ def _plan_cells(doc: dict, stem: list[Unit], shape: Shape) -> tuple[list[Cell], 
                     raise SpecError(f"cell '{name}' node {j} needs op{t} and in{t}", where)
                 src = node[f"in{t}"]
                 if src not in states:
-                    raise SpecError(f"cell '{name}' node {j}: input '{src}' does not exist", where,
+                    raise SpecError(f"cell '{name}' node {j}: input '{src}' does not exist", _loc(node, f"in{t}"),
                                     f"node {j} can read {', '.join(states)}")
                 used.add(src)
                 op_spec = _lookup_block(doc, node[f"op{t}"], where)

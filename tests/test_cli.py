@@ -1,0 +1,57 @@
+"""`nas show`, `nas count`, `nas --version`: what a user sees."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+import nas
+from nas.cli import main
+
+
+def test_show_space_reports_choices_and_size(capsys):
+    assert main(["show", "search_spaces/fbnet.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "22 choices" in out and "9.848e+20" in out and "$tbs (9) per layer" in out
+
+
+def test_show_sample_prints_resolved_arch_and_layer_table(capsys):
+    assert main(["show", "search_spaces/fbnet.yaml", "--sample", "4", "--input-size", "96"]) == 0
+    out = capsys.readouterr().out
+    assert "layers: [" in out and "stages.1.layers.3" in out and "total" in out
+
+
+def test_show_cell_space(capsys):
+    assert main(["show", "search_spaces/darts.yaml", "--sample", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "body.0.nodes.0.op0" in out and "concat: nodes" in out
+
+
+def test_count_json_matches_library(capsys):
+    assert main(["count", "search_spaces/efficientnet_b0.yaml", "--json", "--input-size", "128"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    from nas.cost import count_arch
+
+    expected = count_arch(nas.load("search_spaces/efficientnet_b0.yaml").with_input(size=128)).total
+    assert data["params"] == expected.params == 5288548 and data["flops"] == expected.flops
+    assert data["input"] == [3, 128, 128]
+
+
+def test_count_with_latency(capsys):
+    assert main(["count", "search_spaces/fbnet.yaml", "--sample", "0", "--input-size", "64", "--latency",
+                 "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "latency" in out and " ms " in out
+
+
+def test_zoo_alias_and_version():
+    out = subprocess.run([sys.executable, "-m", "nas", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"nas {nas.__version__}"
+
+
+@pytest.mark.parametrize("command", ["show", "count"])
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--help"])
+    assert stop.value.code == 0
+    assert "FILE" in capsys.readouterr().out
