@@ -377,6 +377,9 @@ class _Normalizer:
                 if not isinstance(doc[key], dict):
                     raise SpecError(f"'{key}' must be a mapping", doc.loc(key))
                 out[key] = doc[key]
+        _check_numbers(out.get("scaling"), {"alpha": 1, "beta": 1, "gamma": 1, "divisor": 1, "dropout": 0},
+                       "scaling", "α, β, γ ≥ 1 (EfficientNet: alpha 1.2, beta 1.1, gamma 1.15), divisor ≥ 1")
+        _check_numbers(out.get("bn"), {"eps": 0, "momentum": 0}, "bn", "e.g. bn: {eps: 0.001, momentum: 0.01}")
         out["choices"] = self.sets
         out["blocks"] = self.blocks()
         out["stem"] = self.op_list("stem")
@@ -402,6 +405,16 @@ class _Normalizer:
         out["head"] = self.op_list("head")
         out["_doc"] = doc
         return out
+
+
+def _check_numbers(section: dict | None, minimum: dict, name: str, hint: str) -> None:
+    """Keys of a `scaling:`/`bn:` section are known numbers not below their minimum."""
+    for key, value in (section or {}).items():
+        where = section.loc(key) if isinstance(section, PosDict) else Location()
+        if key not in minimum:
+            raise SpecError(f"unknown {name} key '{key}'", where, did_you_mean(key, minimum))
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum[key]:
+            raise SpecError(f"{name}.{key} must be a number ≥ {minimum[key]}, got {value!r}", where, hint)
 
 
 def _positive(mapping: dict, key: str, default: int) -> int:
