@@ -23,6 +23,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--space", default=str(ROOT / "search_spaces" / "fbnet.yaml"))
     parser.add_argument("--input-size", type=int, default=None)
+    parser.add_argument("--latency", metavar="DEVICE", default=None,
+                        help="also compare the per-op latency table with whole-model latency on DEVICE")
+    parser.add_argument("--latency-samples", type=int, default=30)
     args = parser.parse_args()
     torch.set_num_threads(2)
 
@@ -58,6 +61,27 @@ def main() -> None:
     print(f"cost table: {est_rate:,.0f} estimates/s  (target ≥ 10,000)")
     print(f"fvcore full count (resolve + build + trace): {full_rate:,.2f} architectures/s")
     print(f"speed ratio table / fvcore: {est_rate / full_rate:,.0f}x")
+    if args.latency:
+        latency_agreement(space, samples[: args.latency_samples], args.latency)
+
+
+def latency_agreement(space, samples, device: str) -> None:
+    """FBNet's premise: the sum of per-op latencies ranks architectures like their measured latency."""
+    import numpy as np
+
+    from nas.cost.latency import measure_latency
+
+    table = CostTable(space, latency_device=device)
+    predicted = np.array([table.estimate(a).latency_ms for a in samples])
+    measured = []
+    for picks in samples:
+        arch = space.resolve(picks)
+        measured.append(measure_latency(nas.build(arch), arch.plan().input_shape, device))
+    measured = np.array(measured)
+    ranks = lambda v: np.argsort(np.argsort(v))  # noqa: E731
+    spearman = np.corrcoef(ranks(predicted), ranks(measured))[0, 1]
+    print(f"latency on {device} over {len(samples)} architectures: Spearman rank correlation table vs "
+          f"measured {spearman:.3f}, mean measured / table {np.mean(measured / predicted):.2f}")
 
 
 if __name__ == "__main__":

@@ -64,3 +64,14 @@ def test_latency_is_measured():
 
     ms = measure_latency(torch.nn.Conv2d(3, 8, 3), (3, 32, 32), "cpu", warmup=1, runs=3)
     assert ms > 0
+
+
+def test_latency_table_adds_measured_op_latencies(spaces):
+    space = nas.load(spaces / "fbnet.yaml").with_input(size=32).with_classes(10)
+    table = CostTable(space, latency_device="cpu")
+    picks = space.sample(0)
+    est = table.estimate(picks)
+    entries = [t.table[t.key_of(picks)] for t in table.terms]
+    assert all(e.latency_ms > 0 for e in entries) and table.fixed.latency_ms > 0
+    assert est.latency_ms == pytest.approx(table.fixed.latency_ms + sum(e.latency_ms for e in entries))
+    assert est.flops == CostTable(space).estimate(picks).flops

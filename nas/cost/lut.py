@@ -125,12 +125,33 @@ def _io_key(cell: dict, assignment: Mapping[str, str]) -> tuple:
     return "h0" in used, "h1" in used, unused if cell["concat"] == "unused" else None
 
 
+_LATENCY: dict[tuple, float] = {}
+
+
+def _with_latency(cost: Cost, unit: Unit, device: str) -> Cost:
+    """Add the median latency of the unit's op alone at its input shape (measured once per device)."""
+    import json
+
+    from nas import ops
+    from nas.cost.latency import measure_latency
+
+    key = (json.dumps(unit.spec, sort_keys=True), unit.in_shape, str(device))
+    if key not in _LATENCY:
+        _LATENCY[key] = measure_latency(ops.make(unit.spec), unit.in_shape, device, warmup=3, runs=15)
+    return Cost(cost.flops, cost.params, _LATENCY[key])
+
+
 class CostTable:
     """The per-choice cost table of a space (see the module docstring for the maths)."""
 
-    def __init__(self, space: Space, unit_cost_fn: UnitCost | None = None, prefill: int = 64, seed: int = 0):
+    def __init__(self, space: Space, unit_cost_fn: UnitCost | None = None, prefill: int = 64, seed: int = 0,
+                 latency_device: str | None = None):
+        """`latency_device` adds measured per-op latency (FBNet's hardware-aware table) on that device."""
         self.space = space
         self._unit_cost = unit_cost_fn or (lambda u: unit_cost(u.spec, u.in_shape))
+        if latency_device is not None:
+            counted = self._unit_cost
+            self._unit_cost = lambda u: _with_latency(counted(u), u, latency_device)
         self._choices = space.choices()
         self.terms = _cell_terms(space) if space.is_cell else _block_terms(space)
         base = self._base()
@@ -182,7 +203,7 @@ class CostTable:
     def estimate(self, assignment: Mapping[str, Any]) -> Cost:
         """Cost of `space.resolve(assignment)` from the tables (derived keys seen first are counted once)."""
         keys = assignment if self._is_keys(assignment) else check_assignment(self.space, assignment)
-        total_flops, total_params = self.fixed.flops, self.fixed.params
+        total_flops, total_params, latency = self.fixed.flops, self.fixed.params, self.fixed.latency_ms
         for term in self.terms:
             key = term.key_of(keys)
             cost = term.table.get(key)
@@ -190,7 +211,9 @@ class CostTable:
                 cost = term.table[key] = self._term_cost(term, self._plan(keys))
             total_flops += cost.flops
             total_params += cost.params
-        return Cost(total_flops, total_params)
+            if latency is not None:
+                latency += cost.latency_ms or 0.0
+        return Cost(total_flops, total_params, latency)
 
     def _is_keys(self, assignment: Mapping[str, Any]) -> bool:
         return len(assignment) == len(self._choices) and all(
