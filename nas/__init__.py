@@ -17,6 +17,10 @@ def __getattr__(name: str):
         from nas import dsl
 
         return getattr(dsl, name)
+    if name in ("zoo", "data", "train", "cost", "scaling", "export", "report"):
+        import importlib
+
+        return importlib.import_module(f"nas.{name}")
     if name == "build":
         from nas.builder import build
 

@@ -26,12 +26,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nas", description="Neural architecture search: spaces, search, scaling, export.")
     parser.add_argument("--version", action="version", version=f"nas {__version__}")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = _Subcommands(parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser))
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{__name__}.{info.name}")
         if hasattr(module, "register"):
             module.register(sub)
     return parser
+
+
+class _Subcommands:
+    """Adds the global options to every subcommand too, so `nas train ... --quiet` works as well."""
+
+    def __init__(self, action):
+        self._action = action
+
+    def add_parser(self, *args, **kwargs):
+        parser = self._action.add_parser(*args, **kwargs)
+        parser.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
+        return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,170 @@
+"""`nas train` and `nas eval`: train a fixed architecture on a dataset, or evaluate saved weights."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from nas.dsl.errors import SpecError
+
+
+def _arch_for(source: str, data):
+    """Load a fixed architecture and fit its input and classes to the data."""
+    from nas.dsl import load
+    from nas.zoo import resolve_source
+
+    arch = load(resolve_source(source))
+    if arch.choices():
+        raise SpecError(f"'{arch.name}' is a search space with {len(arch.choices())} choices", arch.file,
+                        "pass a fixed architecture (resolve one with `nas show FILE --sample SEED`)")
+    return arch.with_input(channels=data.channels, size=data.size).with_classes(data.classes)
+
+
+def _dataset(args):
+    from nas.data import load_dataset
+
+    return load_dataset(args.data, size=args.size, root=args.data_root, seed=args.seed,
+                        channels=args.channels)
+
+
+def _config(args):
+    from nas.train import TrainConfig
+
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+                       weight_decay=args.weight_decay, warmup_epochs=args.warmup, label_smoothing=args.label_smoothing,
+                       drop_path=args.drop_path, augment=args.augment, device=args.device, seed=args.seed)
+
+
+def _train(args) -> int:
+    import torch
+
+    import nas
+    from nas.report import console
+    from nas.train import train
+
+    out = console()
+    if args.resume:
+        run_dir = Path(args.resume)
+        saved = run_dir / "config.json"
+        if not saved.is_file():
+            raise SpecError("not a run folder (no config.json)", str(run_dir), "resume a folder `nas train` wrote")
+        for key, value in json.loads(saved.read_text())["args"].items():
+            setattr(args, key, value)  # the interrupted run's settings, so the result is the same
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(args.output or f"runs/train-{Path(args.arch).stem}-{stamp}")
+    data = _dataset(args)
+    arch = _arch_for(args.arch, data)
+    if not args.resume:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        saved_args = {k: getattr(args, k) for k in ("arch", "data", "size", "data_root", "channels", "epochs",
+                                                    "batch_size", "lr", "optimizer", "weight_decay", "warmup",
+                                                    "label_smoothing", "drop_path", "augment", "device", "seed")}
+        (run_dir / "config.json").write_text(json.dumps({"args": saved_args}, indent=2))
+        nas.dump(arch, run_dir / "arch.yaml", header=f"trained by `nas train` on {data.name}")
+    model = nas.build(arch, seed=args.seed)
+    out.print(f"{arch.name} on {data.describe()} → {run_dir}")
+
+    def report(metrics: dict) -> None:
+        if not args.quiet:
+            out.print(f"epoch {metrics['epoch']:>3}  loss {metrics['train_loss']:.4f}  "
+                      f"train {metrics['train_acc']:.4f}  val {metrics['val_acc']:.4f}  "
+                      f"lr {metrics['lr']:.4g}  {metrics['images_per_s']:.0f} img/s")
+
+    if args.quiet:
+        result = train(model, data, _config(args), callback=report, run_dir=run_dir, resume=bool(args.resume))
+    else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=out, transient=True) as progress:
+            task = progress.add_task("train", total=None)
+
+            def on_step(step: int, steps: int) -> None:
+                progress.update(task, completed=step, total=steps)
+
+            result = train(model, data, _config(args), callback=report, run_dir=run_dir,
+                           resume=bool(args.resume), on_step=on_step)
+    torch.save(model.state_dict(), run_dir / "weights.pt")
+    (run_dir / "metrics.json").write_text(json.dumps(result.as_dict(), indent=2))
+    if result.status == "nan":
+        out.print(f"[red]stopped: the loss became NaN at epoch {result.final['epoch']}[/red] (try a lower --lr)")
+        return 1
+    out.print(f"test accuracy {result.test_acc:.4f} (loss {result.test_loss:.4f}); "
+              f"weights, metrics.json and arch.yaml in {run_dir}")
+    return 0
+
+
+def _eval(args) -> int:
+    import nas
+    from nas.train import evaluate, load_weights, pick_device
+
+    data = _dataset(args)
+    arch = _arch_for(args.arch, data)
+    model = nas.build(arch)
+    load_weights(args.weights, model)
+    device = pick_device(args.device)
+    loss, acc = evaluate(model.to(device), getattr(data, args.split), device=device)
+    print(json.dumps({"arch": arch.name, "data": data.name, "split": args.split, "loss": loss, "accuracy": acc}))
+    return 0
+
+
+def _positive_int(name: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise SpecError(f"expected a positive integer, got '{text}'", name) from None
+        if value < 1:
+            raise SpecError(f"expected a positive integer, got {value}", name)
+        return value
+    return parse
+
+
+def _number(name: str):
+    def parse(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise SpecError(f"expected a number, got '{text}'", name) from None
+    return parse
+
+
+def _data_arguments(parser) -> None:
+    from nas.data import DATASETS
+
+    parser.add_argument("arch", metavar="ARCH", help="architecture YAML or zoo name")
+    parser.add_argument("--data", default="digits", help=f"dataset: {', '.join(DATASETS)} (default digits)")
+    parser.add_argument("--data-root", default=None, help="archive, folder or .npz file for the dataset")
+    parser.add_argument("--size", type=_positive_int("--size"), default=32, help="image size (default 32)")
+    parser.add_argument("--channels", type=_positive_int("--channels"), default=None,
+                        help="input channels (default: the data's own)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+
+
+def register(sub) -> None:
+    train = sub.add_parser("train", help="train a fixed architecture and save weights and metrics",
+                           description="Train an architecture (a YAML file, zoo name, scaled model or search "
+                                       "result). Writes weights.pt, metrics.json, arch.yaml and a checkpoint "
+                                       "per epoch into the run folder; --resume continues an interrupted run.")
+    _data_arguments(train)
+    train.add_argument("--epochs", type=_positive_int("--epochs"), default=10)
+    train.add_argument("--batch-size", type=_positive_int("--batch-size"), default=64)
+    train.add_argument("--lr", type=_number("--lr"), default=0.05)
+    train.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
+    train.add_argument("--weight-decay", type=_number("--weight-decay"), default=5e-4)
+    train.add_argument("--warmup", type=_number("--warmup"), default=1.0, help="warm-up epochs (default 1)")
+    train.add_argument("--label-smoothing", type=_number("--label-smoothing"), default=0.0)
+    train.add_argument("--drop-path", type=_number("--drop-path"), default=0.0, help="stochastic depth rate")
+    train.add_argument("--augment", action="store_true", help="random crop with padding and horizontal flip")
+    train.add_argument("-o", "--output", metavar="RUN_DIR", default=None, help="run folder")
+    train.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue an interrupted run")
+    train.set_defaults(func=_train)
+
+    ev = sub.add_parser("eval", help="evaluate saved weights on a dataset split",
+                        description="Evaluate an architecture's weights (a state_dict) on a dataset split.")
+    _data_arguments(ev)
+    ev.add_argument("--weights", required=True, metavar="W", help="weights.pt from `nas train`")
+    ev.add_argument("--split", choices=("train", "val", "test"), default="test")
+    ev.set_defaults(func=_eval)

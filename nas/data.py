@@ -1,0 +1,346 @@
+"""Datasets as in-memory tensors with stratified, seeded train/val/test splits.
+
+- `digits`: scikit-learn's bundled 8×8 handwritten digits (1,797 real images) — the default, no network.
+- `cifar10`, `cifar100`: the official python archives, downloaded with an MD5 check or read from `root`.
+- `imagefolder`: a folder per class (Pillow). `npz`: arrays `x` and `y`.
+
+Images are float32 N×C×H×W, resized to `size` and normalized with the training split's per-channel mean
+and std. Batches come from index permutations and tensor slicing; augmentation works on whole batches.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import tarfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nas.dsl.errors import SpecError, did_you_mean
+
+DATASETS = ("digits", "cifar10", "cifar100", "imagefolder", "npz")
+CIFAR = {
+    "cifar10": {"url": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                "md5": "c58f30108f718f92721af3b95e74349a", "folder": "cifar-10-batches-py",
+                "train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"], "label": b"labels",
+                "classes": 10},
+    "cifar100": {"url": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+                 "md5": "eb9058c3a382ffc7106e4002c42a8d85", "folder": "cifar-100-python",
+                 "train": ["train"], "test": ["test"], "label": b"fine_labels", "classes": 100},
+}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+@dataclass
+class Split:
+    x: torch.Tensor  # float32 N×C×H×W, normalized
+    y: torch.Tensor  # int64 N
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class Dataset:
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    classes: int
+    channels: int
+    size: int
+
+    def describe(self) -> str:
+        return (f"{self.name}: {self.channels}×{self.size}×{self.size}, {self.classes} classes, "
+                f"train {len(self.train)} / val {len(self.val)} / test {len(self.test)}")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("NAS_DATA", Path.home() / ".cache" / "nas" / "datasets"))
+
+
+# -- loading -------------------------------------------------------------------------------------------------
+def load_dataset(name: str = "digits", size: int = 32, root: str | os.PathLike | None = None,
+                 val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0, channels: int | None = None,
+                 download: bool = True, url: str | None = None, md5: str | None = None) -> Dataset:
+    """Load a dataset by name. `test_fraction` applies where the source has no official test split.
+
+    For CIFAR, `url` and `md5` replace the official archive's address and checksum (a mirror).
+    """
+    if name not in DATASETS:
+        raise SpecError(f"unknown dataset '{name}'", "--data", did_you_mean(name, DATASETS))
+    if not isinstance(size, int) or size < 1:
+        raise SpecError(f"image size must be a positive integer, got {size!r}", "--size")
+    for what, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= value < 1:
+            raise SpecError(f"{what} must be in [0, 1), got {value}")
+    if name == "digits":
+        x, y, classes = _digits()
+        parts = _split(x, y, val_fraction, test_fraction, seed)
+    elif name in CIFAR:
+        (x, y), (x_test, y_test), classes = _cifar(name, root, download, url, md5)
+        train, val = _stratified(x, y, val_fraction, seed)
+        parts = (train, val, (x_test, y_test))
+    elif name == "imagefolder":
+        x, y, classes = _image_folder(root, size, channels or 3)
+        parts = _split(x, y, val_fraction, test_fraction, seed)
+    else:
+        x, y, classes = _npz(root)
+        parts = _split(x, y, val_fraction, test_fraction, seed)
+    return _finish(name, parts, classes, size, channels)
+
+
+def _finish(name: str, parts, classes: int, size: int, channels: int | None) -> Dataset:
+    tensors = [(_to_float(x), torch.as_tensor(np.asarray(y), dtype=torch.int64)) for x, y in parts]
+    tensors = [(_resize(x, size), y) for x, y in tensors]
+    have = tensors[0][0].shape[1]
+    want = channels or have
+    if want != have:
+        if have != 1:
+            raise SpecError(f"{name} has {have} channels; cannot turn them into {want}", "--channels")
+        tensors = [(x.repeat(1, want, 1, 1), y) for x, y in tensors]
+    train_x = tensors[0][0]
+    mean = train_x.mean(dim=(0, 2, 3), keepdim=True)
+    std = train_x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    splits = [Split(((x - mean) / std).contiguous(), y) for x, y in tensors]
+    return Dataset(name, splits[0], splits[1], splits[2], classes, want, size)
+
+
+def _to_float(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """N×C×H×W float32 in [0, 1] from uint8 images or floats."""
+    t = torch.as_tensor(np.asarray(x))
+    if t.dtype == torch.uint8:
+        return t.float().div_(255.0)
+    return t.float()
+
+
+def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    if len(x) == 0:
+        return x.new_zeros(0, x.shape[1], size, size)
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def _stratified(x, y, fraction: float, seed: int):
+    """Split off `fraction` of the samples, keeping class proportions; deterministic for a seed."""
+    y = np.asarray(y)
+    if fraction <= 0:
+        return (x, y), (x[:0], y[:0])
+    rng = np.random.default_rng(seed)
+    held = []
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        rng.shuffle(members)
+        take = int(round(len(members) * fraction))
+        held.extend(members[:take])
+    held = np.sort(np.array(held, dtype=np.int64))
+    keep = np.setdiff1d(np.arange(len(y)), held)
+    return (x[keep], y[keep]), (x[held], y[held])
+
+
+def _split(x, y, val_fraction: float, test_fraction: float, seed: int):
+    rest, test = _stratified(x, y, test_fraction, seed)
+    share = val_fraction / (1 - test_fraction) if test_fraction < 1 else 0
+    train, val = _stratified(rest[0], rest[1], share, seed + 1)
+    return train, val, test
+
+
+def _digits():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = (digits.images.astype(np.float32) / 16.0)[:, None]  # N×1×8×8 in [0, 1]
+    return x, digits.target.astype(np.int64), 10
+
+
+# -- CIFAR ---------------------------------------------------------------------------------------------------
+class _ArraysOnly(pickle.Unpickler):
+    """The CIFAR archives are pickles: allow the few numpy constructors they need and nothing else."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data archive")
+
+
+def _unpickle(data: bytes, source: str) -> dict:
+    try:
+        return _ArraysOnly(io.BytesIO(data), encoding="bytes").load()
+    except Exception as err:  # a corrupt or hostile archive is a user-input problem
+        raise SpecError(f"cannot read {source}: {err}", source, "re-download the archive") from None
+
+
+def md5sum(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _archive_path(name: str, root: str | os.PathLike | None) -> Path:
+    base = Path(root) if root else cache_dir()
+    if base.is_file():
+        return base
+    return base / Path(CIFAR[name]["url"]).name
+
+
+def _download(url: str, target: Path, md5: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(target.suffix + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+    except OSError as err:
+        partial.unlink(missing_ok=True)
+        raise SpecError(f"cannot download {url} ({getattr(err, 'reason', err)})", str(target),
+                        f"offline? put the archive at {target}") from None
+    if md5sum(partial) != md5:
+        partial.unlink(missing_ok=True)
+        raise SpecError(f"checksum mismatch for {url}", str(target), "the download is corrupt; try again")
+    os.replace(partial, target)
+
+
+def _cifar(name: str, root, download: bool, url: str | None, md5: str | None):
+    info = dict(CIFAR[name], **({"md5": md5} if md5 else {}))
+    base = Path(root) if root else None
+    if base is not None and (base / info["folder"]).is_dir():
+        read = lambda member: (base / info["folder"] / member).read_bytes()  # noqa: E731 - extracted folder
+        return _cifar_arrays(info, read, str(base / info["folder"]))
+    archive = _archive_path(name, root)
+    if not archive.is_file():
+        if not download:
+            raise SpecError(f"{name} archive not found", str(archive), f"put {Path(info['url']).name} there")
+        _download(url or info["url"], archive, info["md5"])
+    elif md5sum(archive) != info["md5"]:
+        raise SpecError(f"checksum mismatch: {archive} is not the official {name} archive", str(archive),
+                        "delete it and download again")
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            members = {m.name: m for m in tar.getmembers() if m.isfile()}
+
+            def read(member: str) -> bytes:
+                key = f"{info['folder']}/{member}"
+                if key not in members:
+                    raise SpecError(f"{archive} has no {key}", str(archive), "is it the right archive?")
+                return tar.extractfile(members[key]).read()
+
+            return _cifar_arrays(info, read, str(archive))
+    except tarfile.TarError as err:
+        raise SpecError(f"cannot open {archive}: {err}", str(archive)) from None
+
+
+def _cifar_arrays(info: dict, read, source: str):
+    def batch(members):
+        xs, ys = [], []
+        for member in members:
+            entry = _unpickle(read(member), f"{source}/{member}")
+            xs.append(np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(entry[info["label"]], dtype=np.int64))
+        return np.concatenate(xs), np.concatenate(ys)
+
+    return batch(info["train"]), batch(info["test"]), info["classes"]
+
+
+# -- users' own data -----------------------------------------------------------------------------------------
+def _image_folder(root, size: int, channels: int):
+    if root is None:
+        raise SpecError("imagefolder needs a folder", "--data-root", "one sub-folder of images per class")
+    base = Path(root)
+    if not base.is_dir():
+        raise SpecError("no such folder", str(base), "one sub-folder of images per class")
+    class_dirs = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise SpecError("no class folders found", str(base), "put each class's images in its own sub-folder")
+    from PIL import Image, UnidentifiedImageError
+
+    mode = {1: "L", 3: "RGB"}.get(channels)
+    if mode is None:
+        raise SpecError(f"imagefolder reads 1 or 3 channels, not {channels}", "--channels")
+    xs, ys = [], []
+    for label, folder in enumerate(class_dirs):
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise SpecError(f"class folder '{folder.name}' has no images", str(folder),
+                            f"supported: {', '.join(IMAGE_SUFFIXES)}")
+        for path in files:
+            try:
+                with Image.open(path) as image:
+                    image = image.convert(mode).resize((size, size), Image.BILINEAR)
+                    array = np.asarray(image, dtype=np.uint8)
+            except (UnidentifiedImageError, OSError) as err:
+                raise SpecError(f"cannot read image: {err}", str(path)) from None
+            xs.append(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
+            ys.append(label)
+    return np.stack(xs), np.array(ys, dtype=np.int64), len(class_dirs)
+
+
+def _npz(root):
+    if root is None:
+        raise SpecError("npz needs a file", "--data-root", "an .npz with arrays x (images) and y (labels)")
+    path = Path(root)
+    if not path.is_file():
+        raise SpecError("no such file", str(path), "an .npz with arrays x (images) and y (labels)")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in ("x", "y") if k not in archive.files]
+            if missing:
+                raise SpecError(f"missing array '{missing[0]}'", str(path), f"found: {', '.join(archive.files)}")
+            x, y = archive["x"], archive["y"]
+    except (ValueError, OSError) as err:
+        raise SpecError(f"cannot read .npz: {err}", str(path)) from None
+    if len(x) != len(y):
+        raise SpecError(f"x has {len(x)} images but y has {len(y)} labels", str(path), "they must match")
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+        raise SpecError("y must be a 1-D array of non-negative integer labels", str(path))
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+        x = x.transpose(0, 3, 1, 2)
+    elif x.ndim != 4:
+        raise SpecError(f"x must be N×H×W, N×H×W×C or N×C×H×W, got shape {x.shape}", str(path))
+    if x.dtype != np.uint8:
+        x = x.astype(np.float32)
+    return np.ascontiguousarray(x), y.astype(np.int64), int(y.max()) + 1 if len(y) else 0
+
+
+# -- batches -------------------------------------------------------------------------------------------------
+def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 4, flip: bool = True) -> torch.Tensor:
+    """Random crop with zero padding and horizontal flip, done for the whole batch at once."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]  # n×1×h×1
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]  # n×1×1×w
+    batch = torch.arange(n)[:, None, None, None]
+    chans = torch.arange(x.shape[1])[None, :, None, None]
+    out = padded[batch, chans, rows, cols]
+    if flip:
+        mirror = torch.rand(n, generator=generator) < 0.5
+        out = torch.where(mirror[:, None, None, None], out.flip(3), out)
+    return out
+
+
+def batches(split: Split, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
+            augment: bool = False, flip: bool = True):
+    """Yield (x, y) batches covering every sample once; shuffled and augmented with `generator`."""
+    n = len(split)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for start in range(0, n, batch_size):
+        index = order[start:start + batch_size]
+        x = split.x[index]
+        if augment:
+            x = augment_batch(x, generator, flip=flip)
+        yield x, split.y[index]

@@ -1,0 +1,151 @@
+"""The training loop: accuracy on real data, reproducibility, resume after SIGKILL, NaN handling, CLI."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import nas
+from nas.cli import main
+from nas.data import load_dataset
+from nas.train import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = """
+name: small_mbv2
+input: {channels: 1, size: 16}
+classes: 10
+stem: [{op: conv, k: 3, c: 8, s: 1, act: relu6}]
+stages:
+  - {op: ir, k: 3, e: 1, c: 8, n: 1, s: 1, act: relu6}
+  - {op: ir, k: 3, e: 4, c: 16, n: 2, s: 2, act: relu6}
+  - {op: ir, k: 3, e: 4, c: 24, n: 1, s: 2, act: relu6}
+head: [{op: conv, k: 1, c: 64, act: relu6}, {op: classifier}]
+"""
+TIMING = ("seconds", "images_per_s")
+
+
+def _stable(history):
+    return [{k: v for k, v in h.items() if k not in TIMING} for h in history]
+
+
+@pytest.mark.slow
+def test_mobilenetv2_quarter_width_reaches_95_percent_on_digits():
+    data = load_dataset("digits", size=32)
+    arch = nas.zoo.load("mobilenetv2").with_width(0.25).with_input(channels=1, size=32).with_classes(10)
+    model = nas.build(arch, seed=0)
+    result = train(model, data, TrainConfig(epochs=15, batch_size=64, lr=0.1, seed=0))
+    assert result.status == "ok"
+    assert result.test_acc >= 0.95, result.history
+
+
+def test_same_seed_same_result_and_callback_sees_each_epoch():
+    data = load_dataset("digits", size=16)
+    arch = nas.loads(SMALL)
+    seen = []
+    runs = [train(nas.build(arch, seed=3), data, TrainConfig(epochs=2, seed=3), callback=seen.append)
+            for _ in range(2)]
+    assert _stable(runs[0].history) == _stable(runs[1].history) and runs[0].test_acc == runs[1].test_acc
+    assert [m["epoch"] for m in seen] == [1, 2, 1, 2]
+    stopped = train(nas.build(arch, seed=3), data, TrainConfig(epochs=3, seed=3), callback=lambda m: False)
+    assert stopped.status == "stopped" and len(stopped.history) == 1
+
+
+def test_nan_loss_is_reported_not_raised():
+    data = load_dataset("digits", size=16)
+    model = nas.build(nas.loads(SMALL), seed=0)
+    with torch.no_grad():
+        model.head[-1].fc.weight.fill_(float("nan"))
+    result = train(model, data, TrainConfig(epochs=3, seed=0, grad_clip=None))
+    assert result.status == "nan" and len(result.history) == 1 and result.test_acc is None
+
+
+def test_drop_path_and_augmentation_train(tmp_path):
+    data = load_dataset("digits", size=16)
+    model = nas.build(nas.loads(SMALL), seed=0)
+    result = train(model, data, TrainConfig(epochs=1, seed=0, drop_path=0.2, augment=True, flip=False,
+                                            optimizer="adamw", lr=0.003, label_smoothing=0.1))
+    rates = [m.drop_path_rate for m in model.modules() if hasattr(m, "drop_path_rate")]
+    assert result.status == "ok" and rates == sorted(rates) and rates[-1] == pytest.approx(0.2)
+
+
+def _nas(*args, **kwargs):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "nas", *args], cwd=str(ROOT), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path):
+    arch = tmp_path / "small.yaml"
+    arch.write_text(SMALL)
+    common = [str(arch), "--data", "digits", "--size", "16", "--epochs", "5", "--seed", "7", "--quiet"]
+    full = _nas("train", *common, "-o", str(tmp_path / "full"))
+    assert full.wait(timeout=300) == 0, full.stderr.read()
+
+    killed_dir = tmp_path / "killed"
+    victim = _nas("train", *common, "-o", str(killed_dir))
+    checkpoint = killed_dir / "checkpoint.pt"
+    deadline = time.time() + 240
+    while time.time() < deadline and victim.poll() is None:
+        if checkpoint.is_file():
+            state = torch.load(checkpoint, weights_only=True)
+            if 1 <= state["epoch"] < 5:
+                break
+        time.sleep(0.05)
+    assert victim.poll() is None, "the run finished before it could be killed"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    done_before = torch.load(checkpoint, weights_only=True)["epoch"]
+    assert 1 <= done_before < 5 and not (killed_dir / "metrics.json").exists()
+
+    resumed = _nas("train", str(arch), "--resume", str(killed_dir), "--quiet")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    a = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    b = json.loads((killed_dir / "metrics.json").read_text())
+    assert _stable(a["history"]) == _stable(b["history"])
+    assert a["test_acc"] == b["test_acc"] and a["test_loss"] == b["test_loss"]
+    full_weights = torch.load(tmp_path / "full" / "weights.pt", weights_only=True)
+    resumed_weights = torch.load(killed_dir / "weights.pt", weights_only=True)
+    assert all(torch.equal(full_weights[k], resumed_weights[k]) for k in full_weights)
+
+
+def test_cli_train_writes_the_run_folder_and_eval_reads_it(tmp_path, capsys):
+    arch = tmp_path / "small.yaml"
+    arch.write_text(SMALL)
+    run = tmp_path / "run"
+    assert main(["--quiet", "train", str(arch), "--size", "16", "--epochs", "1", "-o", str(run)]) == 0
+    assert {p.name for p in run.iterdir()} >= {"weights.pt", "metrics.json", "arch.yaml", "checkpoint.pt",
+                                              "config.json"}
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "ok" and 0 <= metrics["test_acc"] <= 1
+    capsys.readouterr()
+    assert main(["eval", str(run / "arch.yaml"), "--weights", str(run / "weights.pt"), "--size", "16"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["accuracy"] == pytest.approx(metrics["test_acc"])
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["train", "{arch}", "--data", "mnist"], "unknown dataset 'mnist'"),
+    (["train", "{arch}", "--data", "imagefolder", "--data-root", "{tmp}/nope"], "no such folder"),
+    (["train", "{arch}", "--data", "npz"], "npz needs a file"),
+    (["train", "{arch}", "--size", "1"], "1×1"),
+    (["train", "search_spaces/fbnet.yaml"], "is a search space"),
+    (["train", "{arch}", "--epochs", "0"], "positive integer"),
+    (["train", "{arch}", "--resume", "{tmp}"], "not a run folder"),
+    (["eval", "{arch}", "--weights", "{tmp}/missing.pt"], "no such weights file"),
+    (["eval", "{arch}", "--weights", "{arch}"], "not a weights file"),
+])
+def test_cli_bad_input(argv, fragment, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    arch = tmp_path / "small.yaml"
+    arch.write_text(SMALL)
+    argv = [a.format(arch=arch, tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1 and fragment in err, err
