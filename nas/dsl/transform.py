@@ -123,3 +123,22 @@ def _rename(node: Any, old: str, new: str) -> Any:
         return value
 
     return visit(node)
+
+
+def with_dropout(space: Space, rate: float) -> Space:
+    """Set the dropout of every classifier in the head (EfficientNet's scaled models raise it with size)."""
+    if not 0 <= rate < 1:
+        raise SpecError(f"dropout must be in [0, 1), got {rate!r}")
+    doc = _copy(space)
+    for spec in doc["head"]:
+        if spec.get("op") == "classifier":
+            spec["dropout"] = rate
+    return space.copy_with(doc)
+
+
+def with_name(space: Space, name: str) -> Space:
+    if not isinstance(name, str) or not name.strip():
+        raise SpecError("a name must be a non-empty string")
+    doc = _copy(space)
+    doc["name"] = name
+    return space.copy_with(doc)
