@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -39,7 +40,7 @@ def space_summary(space: Space) -> Table:
     """Stage rows (block networks) or cells and body (cell networks), with where the choices are."""
     doc = space.doc
     if space.is_cell:
-        table = Table(title=f"{space.name}: cells", title_justify="left")
+        table = Table(title=f"{escape(space.name)}: cells", title_justify="left")
         for col in ("cell", "nodes", "inputs/node", "ops", "reduce", "concat"):
             table.add_column(col)
         for name, cell in doc["cells"].items():
@@ -50,7 +51,7 @@ def space_summary(space: Space) -> Table:
         body = doc["body"]
         table.caption = f"body: {list(body['pattern'])}, N={body.get('N')}, F={body.get('F')}"
         return table
-    table = Table(title=f"{space.name}: stages", title_justify="left")
+    table = Table(title=f"{escape(space.name)}: stages", title_justify="left")
     for col in ("stage", "c", "n", "s", "block"):
         table.add_column(col)
     for i, row in enumerate(doc["stages"]):
@@ -67,7 +68,7 @@ def space_summary(space: Space) -> Table:
 
 def unit_table(cost) -> Table:
     """Per-op table of an ArchCost counted with per_unit=True."""
-    table = Table(title=f"{cost.name} @ {cost.input_shape[1]}×{cost.input_shape[2]}", title_justify="left")
+    table = Table(title=f"{escape(cost.name)} @ {cost.input_shape[1]}×{cost.input_shape[2]}", title_justify="left")
     for col, justify in (("module", "left"), ("op", "left"), ("settings", "left"), ("out", "right"),
                          ("params", "right"), ("FLOPs", "right")):
         table.add_column(col, justify=justify, no_wrap=col in ("module", "out"))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from rich.markup import escape
 from rich.table import Table
 
 from nas.dsl.errors import SpecError
@@ -60,7 +61,7 @@ def _print_result(result, console) -> dict:
                       f"resolution r = γ^φ = {m.resolution:.4f}")
     else:
         console.print(f"depth ×{m.depth:g}, width ×{m.width:g}, resolution ×{m.resolution:g}")
-    table = Table(title=f"{result.arch.name} @ {result.size}×{result.size}", title_justify="left")
+    table = Table(title=f"{escape(result.arch.name)} @ {result.size}×{result.size}", title_justify="left")
     for col in ("stage", "op", "channels", "repeats"):
         table.add_column(col, justify="left" if col in ("stage", "op") else "right")
     for spec_old, spec_new, label in ((result.base.doc["stem"], result.arch.doc["stem"], "stem"),):

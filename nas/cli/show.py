@@ -33,7 +33,10 @@ def _show(args) -> int:
     console = report_console()
     space = _load(args)
     choices = space.choices()
-    console.print(f"[bold]{space.name}[/bold]" + (f" — {space.doc['description']}" if "description" in space.doc else ""))
+    from rich.markup import escape
+
+    console.print(f"[bold]{escape(space.name)}[/bold]"
+                  + (f" — {escape(space.doc['description'])}" if "description" in space.doc else ""))
     shape = space.doc["input"]
     console.print(f"input {shape['channels']}×{shape['size']}×{shape['size']}, {space.doc['classes']} classes, "
                   f"{len(choices)} choices, space size {space.size():.4g}")

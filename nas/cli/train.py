@@ -63,7 +63,7 @@ def _train(args) -> int:
         (run_dir / "config.json").write_text(json.dumps({"args": saved_args}, indent=2))
         nas.dump(arch, run_dir / "arch.yaml", header=f"trained by `nas train` on {data.name}")
     model = nas.build(arch, seed=args.seed)
-    out.print(f"{arch.name} on {data.describe()} → {run_dir}")
+    out.print(f"{arch.name} on {data.describe()} → {run_dir}", markup=False, highlight=False)
 
     def report(metrics: dict) -> None:
         if not args.quiet:

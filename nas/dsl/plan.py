@@ -6,6 +6,7 @@ and the exporter all read this one plan, so they cannot disagree. Validation err
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,6 +90,8 @@ def _check_kind(op: str, key: str, value: Any, kind: Any, spec: Any) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SpecError(f"{op}: '{key}' must be a number, got {value!r}", where)
+    if not math.isfinite(value):
+        raise SpecError(f"{op}: '{key}' must be finite, got {value!r}", where)
     if kind in ("int", "int0"):
         if value != int(value):
             raise SpecError(f"{op}: '{key}' must be an integer, got {value!r}", where)
