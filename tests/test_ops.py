@@ -16,7 +16,7 @@ EXAMPLES = {
     "fac_conv": [{"k": 7}, {"k": 3, "c": 16}],
     "sep": [{"k": 3}, {"k": 5, "c": 16}, {"k": 3, "dilation": 2, "repeat": 1}],
     "avgpool": [{"k": 3}, {"k": 5}],
-    "maxpool": [{"k": 3}, {"k": 7}],
+    "maxpool": [{"k": 3}, {"k": 7}, {"k": 3, "p": 0, "ceil": True}, {"k": 2, "p": 0, "ceil": True}],
     "skip": [{}, {"c": 16}, {"c": 16, "reduce": "factorized"}],
     "zero": [{}, {"c": 16}],
     "ir": [{"c": 8, "e": 6}, {"c": 16, "k": 5, "e": 3, "se": 0.25, "act": "swish"},
@@ -24,7 +24,20 @@ EXAMPLES = {
            {"c": 8, "e": 4, "se": 0.25, "se_base": "expanded", "se_gate": "hsigmoid", "se_divisor": 8,
             "act": "hardswish"}],
     "se": [{"ratio": 0.25}, {"gate": "hsigmoid", "divisor": 8}],
-    "classifier": [{"c": 10, "dropout": 0.2}],
+    "classifier": [{"c": 10, "dropout": 0.2}, {"c": 10, "norm": "layernorm"}],
+    "basic": [{"c": 8}, {"c": 16}, {"c": 16, "preact": True, "dropout": 0.1}],
+    "bottleneck": [{"c": 16}, {"c": 32, "e": 0.5, "groups": 4, "se": 0.0625}],
+    "dense": [{"units": 2, "growth": 4, "c": 16}],
+    "transition": [{"c": 4}],
+    "fire": [{"squeeze": 4, "c": 16}],
+    "inception": [{"b1": 4, "b2r": 4, "b2": 4, "b3r": 2, "b3": 4, "b4": 4, "c": 16}],
+    "shuffle": [{"c": 8}],
+    "convnext": [{}, {"layer_scale": 0.0, "e": 2}],
+    "ln_conv": [{"c": 16, "k": 2}, {"c": 16, "k": 4, "order": "post"}],
+    "dwsep": [{"c": 16}],
+    "pool": [{}],
+    "norm": [{}, {"act": "none"}],
+    "linear": [{"c": 10, "dropout": 0.5}, {"c": 6, "dropout_first": True, "act": "none"}],
 }
 
 
@@ -61,6 +74,8 @@ def test_op_output_shape_matches_plan(name, extra, stride):
     with torch.no_grad():
         out = module(torch.randn(2, *in_shape))
     expected = unit.out_shape if name != "classifier" else (unit.out_shape[0],)
+    if name == "linear":
+        assert unit.spec["c_in"] == 8 * 9 * 9  # a linear layer reads its input flattened
     assert tuple(out.shape[1:]) == tuple(expected)
 
 

@@ -31,6 +31,7 @@ class OpSchema:
     shape: Callable[[dict, tuple[int, int, int]], tuple[int, int, int]] | None = None
     strided: bool = True  # has an `s` parameter that shrinks the feature map
     family: str = "block"  # "block" ops take c from a stage row; "head" ops see the classes
+    flattens: bool = False  # reads its input flattened: its c_in is channels × height × width
 
 
 def out_size(size: int, k: int, s: int, p: int, dilation: int = 1) -> int:
@@ -46,7 +47,15 @@ def _window_shape(spec: dict, shape):
     c, h, w = shape
     p = spec["p"] if spec.get("p") is not None else auto_padding(spec["k"], spec.get("dilation", 1))
     k, s, d = spec["k"], spec["s"], spec.get("dilation", 1)
+    if spec.get("ceil"):
+        return spec["c"], ceil_out_size(h, k, s, p), ceil_out_size(w, k, s, p)
     return spec["c"], out_size(h, k, s, p, d), out_size(w, k, s, p, d)
+
+
+def ceil_out_size(size: int, k: int, s: int, p: int) -> int:
+    """PyTorch's ceil_mode pooling size: rounded up, but a window may not start in the right padding."""
+    out = -(-(size + 2 * p - k) // s) + 1
+    return out - 1 if (out - 1) * s >= size + p else out
 
 
 def _strided_shape(spec: dict, shape):
@@ -74,8 +83,8 @@ _ACT = Param(ACTIVATIONS, "relu")
 OPS: dict[str, OpSchema] = {}
 
 
-def _op(name, doc, shape, strided=True, family="block", **params):
-    OPS[name] = OpSchema(name, params, doc, shape, strided, family)
+def _op(name, doc, shape, strided=True, family="block", flattens=False, **params):
+    OPS[name] = OpSchema(name, params, doc, shape, strided, family, flattens)
 
 
 _op("conv", "k×k convolution + batch norm + activation (`preact: true` puts the activation first, as in NASNet/DARTS)",
@@ -91,7 +100,8 @@ _op("sep", "separable conv as in NASNet/DARTS: (ReLU, k×k depthwise, 1×1, BN) 
     c=_C, k=Param("int", 3), s=_S, dilation=Param("int", 1), repeat=Param("int", 2))
 _op("avgpool", "k×k average pool (padding not counted)", _window_shape,
     c=_C, k=Param("int", 3), s=_S, p=Param("int0", None))
-_op("maxpool", "k×k max pool", _window_shape, c=_C, k=Param("int", 3), s=_S, p=Param("int0", None))
+_op("maxpool", "k×k max pool (`ceil: true` rounds the output size up, as Caffe-era nets do)", _window_shape,
+    c=_C, k=Param("int", 3), s=_S, p=Param("int0", None), ceil=Param("bool", False))
 _op("skip", "identity; when stride or width changes: 1×1 conv + BN + ReLU (`reduce: conv`, FBNet) or a "
     "factorized reduction (`reduce: factorized`, NASNet/DARTS)", _strided_shape,
     c=_C, s=_S, reduce=Param(("conv", "factorized"), "conv"))
@@ -107,7 +117,47 @@ _op("se", "squeeze-and-excitation: global pool, reduce to ratio·c, activation, 
     strided=False, c=_C, ratio=Param("frac", 0.25), gate=Param(GATES, "sigmoid"), act=_ACT,
     divisor=Param("int", 1))
 _op("classifier", "global average pool, dropout, linear layer to the number of classes", _global_shape,
-    strided=False, family="head", c=Param("int"), dropout=Param("frac", 0.0), bias=Param("bool", True))
+    strided=False, family="head", c=Param("int"), dropout=Param("frac", 0.0), bias=Param("bool", True),
+    norm=Param(("none", "layernorm"), "none"), linear=Param("bool", True))
+_op("norm", "batch norm + activation (the final BN-ReLU of pre-activation nets and DenseNet)", _same_shape,
+    strided=False, c=_C, act=_ACT)
+
+
+def _pooled_shape(spec: dict, shape):
+    """A k×k window with stride s and no padding (DenseNet's transition pool, ConvNeXt's patchify conv)."""
+    c, h, w = shape
+    k = spec.get("k", spec["s"])
+    return spec["c"], (h - k) // spec["s"] + 1, (w - k) // spec["s"] + 1
+
+
+# -- classic CNN blocks (nas/ops/classic.py) ----------------------------------------------------------------
+_op("basic", "ResNet basic block: two 3×3 convs (stride on the first) + shortcut; `preact` for WRN",
+    _strided_shape, c=Param("int"), s=_S, preact=Param("bool", False), dropout=Param("frac", 0.0))
+_op("bottleneck", "ResNet bottleneck: 1×1 to e·c, 3×3 (stride; `groups` for ResNeXt), 1×1 to c, optional SE "
+    "(`se` × c), + shortcut", _strided_shape, c=Param("int"), s=_S, e=Param("float", 0.25),
+    groups=Param("int", 1), se=Param("frac", 0.0))
+_op("dense", "DenseNet dense block: `units` × (BN-ReLU-1×1, BN-ReLU-3×3 to `growth`), concatenated; "
+    "c = c_in + units·growth", _same_shape, strided=False, c=Param("int"), units=Param("int", 6),
+    growth=Param("int", 32), bn_size=Param("int", 4))
+_op("transition", "DenseNet transition: BN-ReLU-1×1 conv to c, 2×2 average pool with stride 2",
+    _pooled_shape, c=Param("int"), s=Param("int", 2))
+_op("fire", "SqueezeNet fire module: 1×1 squeeze, 1×1 and 3×3 expand (c/2 each), concatenated",
+    _same_shape, strided=False, c=Param("int"), squeeze=Param("int", 16))
+_op("inception", "GoogLeNet Inception module: 1×1 | 1×1→3×3 | 1×1→k3×k3 | pool→1×1; c = b1+b2+b3+b4",
+    _same_shape, strided=False, c=Param("int"), b1=Param("int", 64), b2r=Param("int", 96), b2=Param("int", 128),
+    b3r=Param("int", 16), b3=Param("int", 32), b4=Param("int", 32), k3=Param("int", 5))
+_op("shuffle", "ShuffleNetV2 unit: channel split (stride 1) or two strided paths, concatenated and shuffled",
+    _strided_shape, c=Param("int"), s=_S)
+_op("convnext", "ConvNeXt block: 7×7 depthwise, LayerNorm, 1×1 to e·c, GELU, 1×1 back, layer scale, residual",
+    _same_shape, strided=False, c=_C, k=Param("int", 7), e=Param("float", 4), layer_scale=Param("float0", 1e-6))
+_op("ln_conv", "k×k strided conv with a channel LayerNorm before (`order: pre`) or after (`post`) it",
+    _pooled_shape, c=Param("int"), k=Param("int", 2), s=Param("int", 2), order=Param(("pre", "post"), "pre"))
+_op("dwsep", "depthwise-separable conv (MobileNet v1): k×k depthwise + BN + act, 1×1 + BN + act",
+    _strided_shape, c=Param("int"), k=Param("int", 3), s=_S, act=_ACT)
+_op("pool", "global average pool to 1×1", _global_shape, strided=False, c=_C)
+_op("linear", "flatten, fully connected layer to c, activation, dropout (`dropout_first` for AlexNet)",
+    _global_shape, strided=False, flattens=True, c=Param("int"), act=_ACT, dropout=Param("frac", 0.0),
+    dropout_first=Param("bool", False))
 
 
 def op_names() -> list[str]:

@@ -99,6 +99,8 @@ def _check_kind(op: str, key: str, value: Any, kind: Any, spec: Any) -> Any:
         if value < (1 if kind == "int" else 0):
             raise SpecError(f"{op}: '{key}' must be ≥ {1 if kind == 'int' else 0}, got {value}", where)
         return value
+    if kind == "float0" and value < 0:
+        raise SpecError(f"{op}: '{key}' must be ≥ 0, got {value}", where)
     if kind == "frac" and not 0 <= value < 1:
         raise SpecError(f"{op}: '{key}' must be in [0, 1), got {value}", where)
     if kind == "float" and value <= 0:
@@ -139,7 +141,10 @@ def _check_unit(spec: dict, in_shape: Shape, where: Location) -> None:
     if spec.get("s", 1) > 1 and min(in_shape[1:]) == 1:
         raise SpecError(f"{op}: the feature map is already 1×1 before a stride-{spec['s']} op", where,
                         "remove a downsampling stage or raise the input size")
-    if op in ("dwconv", "avgpool", "maxpool", "se") and c != c_in:
+    if op == "classifier" and not spec["linear"] and c != c_in:
+        raise SpecError(f"a classifier without a linear layer needs one channel per class ({c_in} in, {c} "
+                        "classes)", where, "end the body with a 1×1 conv to the number of classes")
+    if op in ("dwconv", "avgpool", "maxpool", "se", "convnext", "pool", "norm") and c != c_in:
         raise SpecError(f"{op} keeps the width: it gets {c_in} channels but is asked for {c}", where,
                         "drop 'c' or add a 1×1 conv")
     if op == "conv" and (c_in % spec["groups"] or c % spec["groups"]):
@@ -149,6 +154,13 @@ def _check_unit(spec: dict, in_shape: Shape, where: Location) -> None:
         hidden = expanded_width(spec)
         if c_in % g or c % g or hidden % g:
             raise SpecError(f"ir groups={g} must divide the widths ({c_in} in, {hidden} hidden, {c} out)", where)
+    widths = {"dense": lambda: c_in + spec["units"] * spec["growth"],
+              "inception": lambda: spec["b1"] + spec["b2"] + spec["b3"] + spec["b4"]}
+    if op in widths and c != widths[op]():
+        raise SpecError(f"{op}: its output width is {widths[op]()}, but c = {c}", where,
+                        f"set c: {widths[op]()}")
+    if op == "shuffle" and (c % 2 or (spec["s"] == 1 and c != c_in)):
+        raise SpecError(f"shuffle: width must be even and, at stride 1, unchanged ({c_in} in, {c} out)", where)
     if op == "skip" and spec["reduce"] == "factorized" and spec["s"] not in (1, 2):
         raise SpecError("a factorized reduction needs stride 1 or 2", where, "use reduce: conv")
 
@@ -159,7 +171,9 @@ def expanded_width(spec: dict) -> int:
 
 
 def make_unit(path: str, spec: dict, in_shape: Shape, overrides: dict | None = None) -> Unit:
-    full = complete(spec, in_shape[0], overrides)
+    schema = OPS.get(spec.get("op"))
+    c_in = in_shape[0] * in_shape[1] * in_shape[2] if schema is not None and schema.flattens else in_shape[0]
+    full = complete(spec, c_in, overrides)
     _check_unit(full, in_shape, _loc(spec))
     out = OPS[full["op"]].shape(full, in_shape)
     if min(out[1:]) < 1:

@@ -10,8 +10,10 @@ import inspect
 from torch import nn
 
 from nas.ops.cells import AvgPool, MaxPool, SepConv, Skip, Zero
+from nas.ops.classic import (BasicBlock, Bottleneck, ConvNeXtBlock, DenseBlock, DepthwiseSeparable, Fire, GlobalPool,
+                             Inception, Linear, NormConv, ShuffleUnit, Transition)
 from nas.ops.conv import Conv, DepthwiseConv, FactorizedConv
-from nas.ops.head import Classifier
+from nas.ops.head import Classifier, Norm
 from nas.ops.mobile import InvertedResidual, SqueezeExcite
 
 REGISTRY: dict[str, type[nn.Module]] = {
@@ -26,6 +28,19 @@ REGISTRY: dict[str, type[nn.Module]] = {
     "ir": InvertedResidual,
     "se": SqueezeExcite,
     "classifier": Classifier,
+    "basic": BasicBlock,
+    "bottleneck": Bottleneck,
+    "dense": DenseBlock,
+    "transition": Transition,
+    "fire": Fire,
+    "inception": Inception,
+    "shuffle": ShuffleUnit,
+    "convnext": ConvNeXtBlock,
+    "ln_conv": NormConv,
+    "dwsep": DepthwiseSeparable,
+    "pool": GlobalPool,
+    "linear": Linear,
+    "norm": Norm,
 }
 
 

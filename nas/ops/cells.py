@@ -45,10 +45,10 @@ class AvgPool(nn.Module):
 class MaxPool(nn.Module):
     """`maxpool`: k×k max pool."""
 
-    def __init__(self, c_in: int, c: int, k: int = 3, s: int = 1, p: int | None = None,
+    def __init__(self, c_in: int, c: int, k: int = 3, s: int = 1, p: int | None = None, ceil: bool = False,
                  bn_eps: float = 1e-5, bn_momentum: float = 0.1):
         super().__init__()
-        self.pool = nn.MaxPool2d(k, s, k // 2 if p is None else p)
+        self.pool = nn.MaxPool2d(k, s, k // 2 if p is None else p, ceil_mode=ceil)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(x)
