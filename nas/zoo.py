@@ -6,6 +6,7 @@ short aliases such as b0), which is what every CLI command that takes an archite
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from nas.dsl.errors import SpecError, did_you_mean
@@ -49,3 +50,53 @@ def load(name: str):
     from nas.dsl import load as load_file
 
     return load_file(resolve_source(name))
+
+
+def architectures() -> list[str]:
+    """Names of the fixed architectures: every file in zoo/, plus top-level files that hold no choices."""
+    from nas.dsl import load as load_file
+
+    found = []
+    for name in names():
+        arch = load_file(path_of(name))
+        if not arch.choices():
+            found.append(name)
+    return found
+
+
+@dataclass
+class ZooRow:
+    name: str
+    size: int
+    params: int
+    flops: float
+    ref_params: float | None
+    ref_flops: float | None
+    source: str
+
+    @property
+    def params_ratio(self) -> float | None:
+        return self.params / self.ref_params if self.ref_params else None
+
+    @property
+    def flops_ratio(self) -> float | None:
+        return self.flops / self.ref_flops if self.ref_flops else None
+
+
+def count(name: str) -> ZooRow:
+    """Params and FLOPs of a zoo entry at its native resolution, beside its published figures."""
+    from nas.cost import count_arch
+
+    arch = load(name)
+    cost = count_arch(arch).total
+    ref = arch.doc.get("reference") or {}
+    return ZooRow(name, arch.doc["input"]["size"], cost.params, cost.flops, _number(ref.get("params")),
+                  _number(ref.get("flops")), str(ref.get("source", "")))
+
+
+def _number(value) -> float | None:
+    """A published figure; YAML 1.1 reads 5.3e6 (no exponent sign) as text, so text is parsed too."""
+    try:
+        return float(value) if value is not None and not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        return None
