@@ -137,7 +137,7 @@ def _call(unit: Unit, bn: dict, class_of: dict[str, str]) -> str:
     if op not in ops.REGISTRY:
         raise SpecError(f"unknown op '{op}'")
     args = ops.constructor_args(unit.spec, bn)
-    text = ", ".join(f"{k}={_literal(op, k, v) if not k.startswith('bn_') else repr(float(v))}"
+    text = ", ".join(f"{k}={repr(float(v)) if k in ('bn_eps', 'bn_momentum') else _literal(op, k, v)}"
                      for k, v in args.items())
     return f"{class_of[op]}({text})"
 
