@@ -37,6 +37,10 @@ EXAMPLES = {
     "dwsep": [{"c": 16}],
     "pool": [{}],
     "norm": [{}, {"act": "none"}],
+    "inception3": [{"kind": "a", "pool_features": 8, "c": 232}, {"kind": "b", "c": 488}, {"kind": "c", "c7": 8, "c": 768},
+                   {"kind": "d", "c": 520}, {"kind": "e", "c": 2048}],
+    "sepconv": [{"c": 16}],
+    "xception": [{"c": 16}, {"c": 8, "reps": 3}, {"c": 16, "start_relu": False, "grow_first": False}],
     "linear": [{"c": 10, "dropout": 0.5}, {"c": 6, "dropout_first": True, "act": "none"}],
 }
 

@@ -19,12 +19,13 @@ TOLERANCE = {
     "seresnet50": (0.01, 0.07),  # v1.5 stride placement (4.1G) vs the paper's v1 count (3.87G)
     "darts_v2": (0.01, 0.07),  # exact params of the authors' code; their FLOP method is unpublished
 }
-HEAVY = {"nasnet_a_large", "vgg16", "resnet152", "resnet101", "convnext_t", "wrn28_10", "densenet121"}
+HEAVY = {"nasnet_a_large", "vgg16", "resnet152", "resnet101", "convnext_t", "wrn28_10", "densenet121", "inception_v3",
+         "xception"}
 REQUIRED = {"efficientnet_b0", "fbnet_a", "fbnet_b", "fbnet_c", "nasnet_a_mobile", "nasnet_a_large", "darts_v2",
             "mobilenetv1", "mobilenetv2", "mobilenetv3_large", "mobilenetv3_small", "mnasnet_a1", "resnet18",
             "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "wrn28_10", "densenet121",
             "squeezenet1_0", "squeezenet1_1", "shufflenetv2", "convnext_t", "seresnet50", "googlenet", "vgg16",
-            "alexnet"}
+            "alexnet", "inception_v3", "xception"}
 NAMES = zoo.architectures()
 
 

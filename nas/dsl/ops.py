@@ -162,3 +162,21 @@ _op("linear", "flatten, fully connected layer to c, activation, dropout (`dropou
 
 def op_names() -> list[str]:
     return sorted(OPS)
+
+
+
+def _inception3_shape(spec: dict, shape):
+    c, h, w = shape
+    if spec["kind"] in ("b", "d"):  # grid reductions: stride-2 3×3 windows without padding
+        return spec["c"], (h - 3) // 2 + 1, (w - 3) // 2 + 1
+    return spec["c"], h, w
+
+
+_op("inception3", "Inception-v3 module by `kind`: a (pool_features), b (grid reduction), c (7×7 factorized, "
+    "width c7), d (grid reduction), e (expanded filter banks)", _inception3_shape, strided=False,
+    c=Param("int"), kind=Param(("a", "b", "c", "d", "e"), "a"), pool_features=Param("int", 32), c7=Param("int", 128))
+_op("sepconv", "Xception's separable conv: k×k depthwise, 1×1 pointwise, BN, activation", _strided_shape,
+    c=Param("int"), k=Param("int", 3), s=_S, act=_ACT)
+_op("xception", "Xception block: reps × (ReLU, separable 3×3, BN), stride-2 max pool when strided, + 1×1 shortcut",
+    _strided_shape, c=Param("int"), s=_S, reps=Param("int", 2), start_relu=Param("bool", True),
+    grow_first=Param("bool", True))

@@ -155,7 +155,9 @@ def _check_unit(spec: dict, in_shape: Shape, where: Location) -> None:
         if c_in % g or c % g or hidden % g:
             raise SpecError(f"ir groups={g} must divide the widths ({c_in} in, {hidden} hidden, {c} out)", where)
     widths = {"dense": lambda: c_in + spec["units"] * spec["growth"],
-              "inception": lambda: spec["b1"] + spec["b2"] + spec["b3"] + spec["b4"]}
+              "inception": lambda: spec["b1"] + spec["b2"] + spec["b3"] + spec["b4"],
+              "inception3": lambda: {"a": 224 + spec.get("pool_features", 0), "b": 480 + c_in, "c": 768,
+                                     "d": 512 + c_in, "e": 2048}[spec["kind"]]}
     if op in widths and c != widths[op]():
         raise SpecError(f"{op}: its output width is {widths[op]()}, but c = {c}", where,
                         f"set c: {widths[op]()}")

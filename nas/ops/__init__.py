@@ -11,7 +11,8 @@ from torch import nn
 
 from nas.ops.cells import AvgPool, MaxPool, SepConv, Skip, Zero
 from nas.ops.classic import (BasicBlock, Bottleneck, ConvNeXtBlock, DenseBlock, DepthwiseSeparable, Fire, GlobalPool,
-                             Inception, Linear, NormConv, ShuffleUnit, Transition)
+                             Inception, Inception3, Linear, NormConv, SeparableConv, ShuffleUnit, Transition,
+                             XceptionBlock)
 from nas.ops.conv import Conv, DepthwiseConv, FactorizedConv
 from nas.ops.head import Classifier, Norm
 from nas.ops.mobile import InvertedResidual, SqueezeExcite
@@ -41,6 +42,9 @@ REGISTRY: dict[str, type[nn.Module]] = {
     "pool": GlobalPool,
     "linear": Linear,
     "norm": Norm,
+    "inception3": Inception3,
+    "sepconv": SeparableConv,
+    "xception": XceptionBlock,
 }
 
 

@@ -1,5 +1,6 @@
 """Blocks of the classic CNNs: residual (basic, bottleneck, grouped, SE), dense block and transition, fire,
-Inception, ShuffleNetV2 unit, ConvNeXt block, depthwise-separable conv, and plain linear / pooling pieces.
+Inception (v1 and v3), ShuffleNetV2 unit, ConvNeXt block, Xception block, separable convs, and plain linear /
+pooling pieces.
 
 Residual blocks follow torchvision's ResNet v1.5: the stride sits on the 3×3 conv, and the shortcut is a
 strided 1×1 conv + BN whenever the shape changes.
@@ -265,3 +266,112 @@ class Linear(nn.Module):
         if self.dropout_first:
             return self.act(self.fc(self.dropout(x)))[:, :, None, None]
         return self.dropout(self.act(self.fc(x)))[:, :, None, None]
+
+
+class BasicConv(nn.Module):
+    """Conv (kh×kw kernel, no bias) + BN + ReLU, the unit of the Inception-v3 modules."""
+
+    def __init__(self, c_in: int, c: int, k=1, s: int = 1, p=0, bn_eps: float = 1e-3, bn_momentum: float = 0.1):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c, k, s, p, bias=False)
+        self.bn = nn.BatchNorm2d(c, eps=bn_eps, momentum=bn_momentum)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)))
+
+
+class Inception3(nn.Module):
+    """`inception3`: the Inception-v3 modules (Szegedy et al., 2016), by `kind`: a (35×35, `pool_features`),
+    b (35→17 grid reduction), c (17×17 with factorized 7×7 convs of width `c7`), d (17→8 reduction),
+    e (8×8, expanded 1×3/3×1 filter banks). Branches are concatenated; widths follow the paper / torchvision."""
+
+    def __init__(self, c_in: int, c: int, kind: str = "a", pool_features: int = 32, c7: int = 128,
+                 bn_eps: float = 1e-3, bn_momentum: float = 0.1):
+        super().__init__()
+        bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
+        unit = lambda i, o, k=1, s=1, p=0: BasicConv(i, o, k, s, p, **bn)  # noqa: E731
+        self.kind = kind
+        if kind == "a":
+            self.branches = nn.ModuleList([
+                unit(c_in, 64),
+                nn.Sequential(unit(c_in, 48), unit(48, 64, 5, p=2)),
+                nn.Sequential(unit(c_in, 64), unit(64, 96, 3, p=1), unit(96, 96, 3, p=1)),
+                nn.Sequential(nn.AvgPool2d(3, 1, 1), unit(c_in, pool_features))])
+        elif kind == "b":
+            self.branches = nn.ModuleList([
+                unit(c_in, 384, 3, 2),
+                nn.Sequential(unit(c_in, 64), unit(64, 96, 3, p=1), unit(96, 96, 3, 2)),
+                nn.MaxPool2d(3, 2)])
+        elif kind == "c":
+            self.branches = nn.ModuleList([
+                unit(c_in, 192),
+                nn.Sequential(unit(c_in, c7), unit(c7, c7, (1, 7), p=(0, 3)), unit(c7, 192, (7, 1), p=(3, 0))),
+                nn.Sequential(unit(c_in, c7), unit(c7, c7, (7, 1), p=(3, 0)), unit(c7, c7, (1, 7), p=(0, 3)),
+                              unit(c7, c7, (7, 1), p=(3, 0)), unit(c7, 192, (1, 7), p=(0, 3))),
+                nn.Sequential(nn.AvgPool2d(3, 1, 1), unit(c_in, 192))])
+        elif kind == "d":
+            self.branches = nn.ModuleList([
+                nn.Sequential(unit(c_in, 192), unit(192, 320, 3, 2)),
+                nn.Sequential(unit(c_in, 192), unit(192, 192, (1, 7), p=(0, 3)), unit(192, 192, (7, 1), p=(3, 0)),
+                              unit(192, 192, 3, 2)),
+                nn.MaxPool2d(3, 2)])
+        else:
+            self.branches = nn.ModuleList([unit(c_in, 320), unit(c_in, 384), unit(c_in, 448),
+                                           nn.Sequential(nn.AvgPool2d(3, 1, 1), unit(c_in, 192))])
+            self.e_3x3 = nn.ModuleList([unit(384, 384, (1, 3), p=(0, 1)), unit(384, 384, (3, 1), p=(1, 0))])
+            self.e_dbl = unit(448, 384, 3, p=1)
+            self.e_dbl_3x3 = nn.ModuleList([unit(384, 384, (1, 3), p=(0, 1)), unit(384, 384, (3, 1), p=(1, 0))])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind != "e":
+            return torch.cat([branch(x) for branch in self.branches], 1)
+        b1, b3, bd, pool = (branch(x) for branch in self.branches)
+        b3 = torch.cat([conv(b3) for conv in self.e_3x3], 1)
+        bd = self.e_dbl(bd)
+        bd = torch.cat([conv(bd) for conv in self.e_dbl_3x3], 1)
+        return torch.cat([b1, b3, bd, pool], 1)
+
+
+class SeparableConv(nn.Module):
+    """`sepconv` (Xception): k×k depthwise then 1×1 pointwise with no norm between, then BN + act."""
+
+    def __init__(self, c_in: int, c: int, k: int = 3, s: int = 1, act: str = "relu",
+                 bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+        super().__init__()
+        self.dw = nn.Conv2d(c_in, c_in, k, s, k // 2, groups=c_in, bias=False)
+        self.pw = nn.Conv2d(c_in, c, 1, bias=False)
+        self.bn = nn.BatchNorm2d(c, eps=bn_eps, momentum=bn_momentum)
+        self.act = make_act(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.pw(self.dw(x))))
+
+
+class XceptionBlock(nn.Module):
+    """`xception`: `reps` × (ReLU, separable 3×3, BN) — widening on the first (`grow_first`) or the last —
+    then a stride-2 3×3 max pool when strided, added to a 1×1 conv + BN shortcut (identity when the shape
+    is kept). `start_relu: false` drops the first ReLU (the first entry-flow block)."""
+
+    def __init__(self, c_in: int, c: int, s: int = 1, reps: int = 2, start_relu: bool = True,
+                 grow_first: bool = True, bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+        super().__init__()
+        widths = [c_in] + [c] * reps if grow_first else [c_in] * reps + [c]
+        layers = []
+        for i in range(reps):
+            if i > 0 or start_relu:
+                layers.append(nn.ReLU())
+            layers += [nn.Conv2d(widths[i], widths[i], 3, 1, 1, groups=widths[i], bias=False),
+                       nn.Conv2d(widths[i], widths[i + 1], 1, bias=False),
+                       nn.BatchNorm2d(widths[i + 1], eps=bn_eps, momentum=bn_momentum)]
+        if s != 1:
+            layers.append(nn.MaxPool2d(3, s, 1))
+        self.rep = nn.Sequential(*layers)
+        self.shortcut = None
+        if s != 1 or c_in != c:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c, 1, s, bias=False),
+                                          nn.BatchNorm2d(c, eps=bn_eps, momentum=bn_momentum))
+        self.drop_path_rate = 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = x if self.shortcut is None else self.shortcut(x)
+        return skip + drop_path(self.rep(x), self.drop_path_rate, self.training)
