@@ -346,10 +346,14 @@ def export(arch: Arch, out_dir: str | Path, formats: Iterable[str] | str = ("py"
 
 
 def _torchscript(model, example, path: Path) -> None:
-    """TorchScript by tracing (torch.jit.script is deprecated); the traced outputs are checked."""
+    """TorchScript by tracing; the traced outputs are checked. Torch 2.13 marks all of torch.jit deprecated in
+    favour of torch.export; TorchScript is still what many deployment runtimes load, so the notice is muted here."""
+    import warnings
+
     import torch
 
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
         traced = torch.jit.trace(model, example, check_trace=False)
         if not torch.allclose(traced(example), model(example), atol=1e-5, rtol=1e-4):
             raise RuntimeError("the traced TorchScript module disagrees with the model")

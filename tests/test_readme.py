@@ -30,9 +30,18 @@ def _commands() -> list[str]:
     return lines
 
 
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A scratch folder that sees the repository's search_spaces/, so runs/ lands outside the checkout."""
+    folder = tmp_path_factory.mktemp("readme")
+    (folder / "search_spaces").symlink_to(Path(__file__).resolve().parent.parent / "search_spaces")
+    return folder
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("line", _commands())
-def test_command_lines_succeed(line, monkeypatch, capsys):
-    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+def test_command_lines_succeed(line, workdir, monkeypatch, capsys):
+    monkeypatch.chdir(workdir)  # the commands run in order, each using what the one before wrote
     argv = shlex.split(line)[1:]
     if argv == ["--version"]:
         with pytest.raises(SystemExit) as stop:

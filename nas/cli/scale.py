@@ -77,7 +77,7 @@ def _print_result(result, console) -> dict:
     cost = count_arch(result.arch).total
     growth = cost.flops / base_cost.flops
     line = (f"input {result.size}×{result.size}: params {cost.params:,} ({human(cost.params)}), "
-            f"FLOPs {human(cost.flops)}; FLOPs ×{growth:.2f} of {result.base.name}")
+            f"FLOPs {human(cost.flops)}; FLOPs ×{growth:.3g} of {result.base.name}")
     if result.phi is not None:
         line += f" (2^φ = {2 ** result.phi:.2f})"
     console.print(line)

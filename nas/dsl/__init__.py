@@ -30,6 +30,9 @@ def dumps(space: Space, header: str | None = None) -> str:
 
 def dump(space: Space, path: str | os.PathLike, header: str | None = None) -> None:
     text = dumps(space, header)
+    folder = os.path.dirname(os.fspath(path))
+    if folder:
+        os.makedirs(folder, exist_ok=True)
     tmp = f"{os.fspath(path)}.tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)
