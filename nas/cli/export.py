@@ -1,6 +1,8 @@
 """`nas export`: ship an architecture as standalone PyTorch source, weights, TorchScript or ONNX."""
 from __future__ import annotations
 
+from nas.cli._args import positive_int
+
 
 def _export(args) -> int:
     from nas.export import export, parse_formats, resolve_source, safe_text
@@ -34,5 +36,6 @@ def register(sub) -> None:
     parser.add_argument("--class-name", default="Net", help="name of the exported nn.Module class")
     parser.add_argument("--weights", default=None, metavar="W", help="a state_dict (.pt) to export")
     parser.add_argument("--seed", type=int, default=0, help="seed of fresh weights when none are given")
-    parser.add_argument("--input-size", type=int, default=None, help="override the input resolution")
+    parser.add_argument("--input-size", type=positive_int("--input-size"), default=None,
+                        help="override the input resolution")
     parser.set_defaults(func=_export)

@@ -6,16 +6,8 @@ import json
 from rich.markup import escape
 from rich.table import Table
 
+from nas.cli._args import number as _float
 from nas.dsl.errors import SpecError
-
-
-def _float(flag: str):
-    def parse(text: str) -> float:
-        try:
-            return float(text)
-        except ValueError:
-            raise SpecError(f"expected a number, got '{text}'", flag) from None
-    return parse
 
 
 def _base(args):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from nas.cli._args import positive_int
 from nas.dsl.errors import SpecError
 
 
@@ -81,16 +82,6 @@ def _device(text: str) -> str:
     return text
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise SpecError(f"expected a positive integer, got '{text}'", "--input-size") from None
-    if value < 1:
-        raise SpecError(f"expected a positive integer, got {value}", "--input-size")
-    return value
-
-
 def _seed(text: str) -> int:
     try:
         return int(text)
@@ -105,7 +96,7 @@ def register(sub) -> None:
                                       "per-layer table with params and FLOPs.")
     show.add_argument("file", metavar="FILE")
     show.add_argument("--sample", type=_seed, metavar="SEED", help="resolve one random architecture of the space")
-    show.add_argument("--input-size", type=_positive, metavar="N", help="override the input resolution")
+    show.add_argument("--input-size", type=positive_int("--input-size"), metavar="N", help="override the input resolution")
     show.set_defaults(func=_show)
 
     count = sub.add_parser("count", help="params, FLOPs (multiply-adds) and optionally latency",
@@ -113,7 +104,7 @@ def register(sub) -> None:
                                        "--latency also measures the median forward time at batch 1.")
     count.add_argument("file", metavar="FILE")
     count.add_argument("--sample", type=_seed, metavar="SEED", help="resolve one random architecture of the space")
-    count.add_argument("--input-size", type=_positive, metavar="N", help="override the input resolution")
+    count.add_argument("--input-size", type=positive_int("--input-size"), metavar="N", help="override the input resolution")
     count.add_argument("--latency", action="store_true", help="measure latency (warm-up, median of 20 runs)")
     count.add_argument("--device", type=_device, default="auto", help="torch device for --latency (default auto)")
     count.add_argument("--json", action="store_true", help="print one JSON object")

@@ -5,6 +5,8 @@ import json
 import time
 from pathlib import Path
 
+from nas.cli._args import number as _number
+from nas.cli._args import positive_int as _positive_int
 from nas.dsl.errors import SpecError
 
 
@@ -107,27 +109,6 @@ def _eval(args) -> int:
     loss, acc = evaluate(model.to(device), getattr(data, args.split), device=device)
     print(json.dumps({"arch": arch.name, "data": data.name, "split": args.split, "loss": loss, "accuracy": acc}))
     return 0
-
-
-def _positive_int(name: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise SpecError(f"expected a positive integer, got '{text}'", name) from None
-        if value < 1:
-            raise SpecError(f"expected a positive integer, got {value}", name)
-        return value
-    return parse
-
-
-def _number(name: str):
-    def parse(text: str) -> float:
-        try:
-            return float(text)
-        except ValueError:
-            raise SpecError(f"expected a number, got '{text}'", name) from None
-    return parse
 
 
 def _data_arguments(parser) -> None:
