@@ -118,3 +118,21 @@ def test_cli_bad_input(argv, fragment, tmp_path, capsys):
     assert main([a.format(cells=cells) for a in argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and len(err.splitlines()) == 1 and fragment in err, err
+
+
+def test_resnet50_scales_like_any_base():
+    base = nas.zoo.load("resnet50")
+    compound = scaling.scale(base, 1)
+    assert [r["n"] for r in compound.arch.doc["stages"]] == [4, 5, 8, 4]
+    assert [r["c"] for r in compound.arch.doc["stages"]] == [280, 560, 1128, 2256]
+    assert compound.size == 256
+    wide = scaling.scale_dimensions(base, width=2.0).arch
+    assert wide.plan().stages[0][0].spec["c"] == 512
+
+
+def test_scale_writes_a_standalone_module(tmp_path, capsys):
+    out = tmp_path / "b0_half.py"
+    assert main(["scale", "--base", "b0", "--phi", "0.5", "--py", str(out)]) == 0
+    source = out.read_text()
+    compile(source, str(out), "exec")
+    assert "class Net(Network)" in source and "efficientnet_b0_phi0p5" in source

@@ -5,7 +5,6 @@ import torch
 import nas
 from nas import zoo
 from nas.cli import main
-from nas.cost import count_arch
 from nas.dsl import dumps, loads
 
 # Where a published figure and a faithful implementation disagree, the zoo file's header says which we follow
@@ -69,3 +68,10 @@ def test_nas_zoo_table(capsys):
     assert main(["--quiet", "zoo"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in REQUIRED) and "FLOPs ratio" in out
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in NAMES])
+def test_nas_show_prints_every_entry(name, capsys):
+    assert main(["show", name]) == 0
+    out = capsys.readouterr().out
+    assert "total" in out and "0 choices" in out

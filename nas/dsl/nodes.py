@@ -7,7 +7,6 @@ plan — reads that normalized form. Pure data: no torch here.
 from __future__ import annotations
 
 import copy
-import math
 import random
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
@@ -537,7 +536,3 @@ class Arch(Space):
         from nas.dsl.plan import plan
 
         return plan(self.doc)
-
-
-def log10_size(space: Space) -> float:
-    return math.log10(space.size())

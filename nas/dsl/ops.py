@@ -5,7 +5,7 @@ schema here lets the DSL validate a file and infer every shape without importing
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 ACTIVATIONS = ("relu", "relu6", "swish", "hardswish", "gelu", "sigmoid", "hsigmoid", "none")
