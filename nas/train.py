@@ -73,12 +73,9 @@ class TrainResult:
 
 
 def pick_device(device: str | None = "auto") -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SpecError("CUDA is not available on this machine", "--device", "use --device cpu or auto")
-    return dev
+    from nas.cost.latency import resolve_device
+
+    return resolve_device(device)
 
 
 def seed_everything(seed: int) -> None:

@@ -89,6 +89,7 @@ def test_fuzz_mutated_fbnet(data):
     (["count", "search_spaces/fbnet.yaml", "--sample", "x"], "--sample takes an integer"),
     (["count", "search_spaces/fbnet.yaml", "--input-size", "0"], "positive integer"),
     (["count", "search_spaces/efficientnet_b0.yaml", "--device", "tpu"], "unknown device"),
+    (["count", "search_spaces/efficientnet_b0.yaml", "--latency", "--device", "cuda:7"], "not available"),
     (["count", "no/such/file.yaml"], "no such file"),
     (["show", "resnet9000"], "no file or zoo entry"),
     (["show", "search_spaces"], "is a directory"),

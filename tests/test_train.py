@@ -137,6 +137,7 @@ def test_cli_train_writes_the_run_folder_and_eval_reads_it(tmp_path, capsys):
     (["train", "{arch}", "--size", "1"], "1×1"),
     (["train", "search_spaces/fbnet.yaml"], "is a search space"),
     (["train", "{arch}", "--epochs", "0"], "positive integer"),
+    (["train", "{arch}", "--device", "gpu0"], "unknown device"),
     (["train", "{arch}", "--resume", "{tmp}"], "not a run folder"),
     (["eval", "{arch}", "--weights", "{tmp}/missing.pt"], "no such weights file"),
     (["eval", "{arch}", "--weights", "{arch}"], "not a weights file"),

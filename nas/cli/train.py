@@ -55,8 +55,12 @@ def _train(args) -> int:
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.output or f"runs/train-{Path(args.arch).stem}-{stamp}")
+    from nas.train import pick_device
+
+    pick_device(args.device)  # a bad device fails before anything is written
     data = _dataset(args)
     arch = _arch_for(args.arch, data)
+    _config(args).check()
     if not args.resume:
         run_dir.mkdir(parents=True, exist_ok=True)
         saved_args = {k: getattr(args, k) for k in ("arch", "data", "size", "data_root", "channels", "epochs",

@@ -9,9 +9,20 @@ from torch import nn
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """`auto` picks CUDA when present; an explicit device that this machine lacks is a user error."""
+    from nas.dsl.errors import SpecError
+
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise SpecError(f"unknown device '{device}'", "--device", "use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SpecError("CUDA is not available on this machine", "--device", "use --device cpu or auto")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise SpecError("MPS is not available on this machine", "--device", "use --device cpu or auto")
+    return dev
 
 
 def measure_latency(module: nn.Module, input_shape: tuple[int, ...], device: str | torch.device | None = None,
