@@ -109,6 +109,8 @@ def test_cli_scale_prints_and_writes(tmp_path, capsys):
     (["scale", "--base", "{cells}", "--phi", "1"], "has no stages to scale"),
     (["scale", "--phi", "1", "--width", "2"], "does not combine"),
     (["scale"], "say how much to scale"),
+    (["scale", "--phi", "1e400"], "finite number"),
+    (["scale", "--depth", "0"], "depth multiplier must be > 0"),
     (["scale", "--base", "resnet5000", "--phi", "1"], "no file or zoo entry"),
 ])
 def test_cli_bad_input(argv, fragment, tmp_path, capsys):

@@ -1,15 +1,20 @@
 """Argument types shared by the subcommands: bad values become one-line SpecErrors naming the flag."""
 from __future__ import annotations
 
+import math
+
 from nas.dsl.errors import SpecError
 
 
 def number(flag: str):
     def parse(text: str) -> float:
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             raise SpecError(f"expected a number, got '{text}'", flag) from None
+        if not math.isfinite(value):
+            raise SpecError(f"expected a finite number, got '{text}'", flag)
+        return value
     return parse
 
 

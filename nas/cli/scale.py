@@ -26,8 +26,9 @@ def _result(args, base):
         raise SpecError(f"--{dims[0]} scales one dimension; it does not combine with --phi/--official",
                         f"--{dims[0]}")
     if dims:
-        return scaling.scale_dimensions(base, depth=args.depth or 1.0, width=args.width or 1.0,
-                                        resolution=args.resolution or 1.0)
+        given = lambda value: 1.0 if value is None else value  # noqa: E731 - 0 is a value (and an error)
+        return scaling.scale_dimensions(base, depth=given(args.depth), width=given(args.width),
+                                        resolution=given(args.resolution))
     if args.phi is None:
         raise SpecError("say how much to scale", "--phi", "give --phi N, --table, or --depth/--width/--resolution")
     if args.official:

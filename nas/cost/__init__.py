@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nas.cost.flops import Breakdown, Cost, count_model, unit_cost  # noqa: F401
+from nas.dsl.errors import SpecError
 from nas.dsl.nodes import Arch
 
 
@@ -29,9 +30,16 @@ def count_arch(arch: Arch, per_unit: bool = False, latency: bool = False, device
     from nas.cost.latency import measure_latency
 
     plan = arch.plan()
-    model = build(arch, seed=seed)
     units = plan.units()
-    breakdown = count_model(model, plan.input_shape, [u.path for u in units] if per_unit else None)
+    try:
+        model = build(arch, seed=seed)
+        breakdown = count_model(model, plan.input_shape, [u.path for u in units] if per_unit else None)
+    except (MemoryError, RuntimeError) as err:
+        if not isinstance(err, MemoryError) and "allocate" not in str(err) and "out of memory" not in str(err):
+            raise
+        size = "×".join(map(str, plan.input_shape))
+        raise SpecError(f"not enough memory to run {arch.name} at {size}", arch.file,
+                        "count at a smaller --input-size") from None
     total = breakdown.total
     if latency:
         total.latency_ms = measure_latency(model, plan.input_shape, device)
