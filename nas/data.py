@@ -42,8 +42,11 @@ class Split:
     x: torch.Tensor  # float32 N×C×H×W, normalized
     y: torch.Tensor  # int64 N
 
-    def __len__(self) -> int:
+    def __len__(self) -> int:  # samples, not fields
         return len(self.y)
+
+    def __iter__(self):  # unpacks as the (x, y) pair: `x, y = data.train`, `evaluate(model, *data.test)`
+        return iter((self.x, self.y))
 
 
 @dataclass
@@ -190,7 +193,7 @@ def md5sum(path: Path) -> str:
 
 def _archive_path(name: str, root: str | os.PathLike | None) -> Path:
     base = Path(root) if root else cache_dir()
-    if base.is_file():
+    if base.is_file() or base.name.endswith((".tar.gz", ".tgz")):  # the archive itself, present or to be fetched
         return base
     return base / Path(CIFAR[name]["url"]).name
 

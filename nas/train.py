@@ -85,28 +85,30 @@ def seed_everything(seed: int) -> None:
 
 
 def set_drop_path(model: nn.Module, rate: float) -> None:
-    """Stochastic depth: residual blocks get `rate · (i+1)/n`, deeper blocks dropping more often."""
+    """Stochastic depth. Every module with a `drop_path_rate` attribute (the ops' residual blocks) is a block;
+    the i-th of n, in `model.modules()` order, gets `rate · (i+1)/n`, so deeper blocks drop more often."""
     blocks = [m for m in model.modules() if hasattr(m, "drop_path_rate")]
     for i, block in enumerate(blocks):
         block.drop_path_rate = rate * (i + 1) / len(blocks)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, batch_size: int = 512, device: str | torch.device = "cpu") -> tuple:
-    """(mean cross-entropy, accuracy) of `model` on a split."""
-    if len(split) == 0:
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512,
+             device: str | torch.device = "cpu") -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of `model` on images `x` and labels `y` (`evaluate(model, *data.test)`)."""
+    if len(y) == 0:
         return float("nan"), float("nan")
     dev = torch.device(device)
     was_training = model.training
     model.eval()
     loss_sum, correct = 0.0, 0
-    for x, y in batches(split, batch_size):
-        x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-        logits = model(x).float()
-        loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
+    for xb, yb in batches(Split(x, y), batch_size):
+        xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
+        logits = model(xb).float()
+        loss_sum += nn.functional.cross_entropy(logits, yb, reduction="sum").item()
+        correct += (logits.argmax(1) == yb).sum().item()
     model.train(was_training)
-    return loss_sum / len(split), correct / len(split)
+    return loss_sum / len(y), correct / len(y)
 
 
 def check_input(model: nn.Module, data: Dataset, device: torch.device) -> None:
@@ -171,7 +173,9 @@ def _restore_rng(state: dict, generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _save_atomic(obj, path: Path) -> None:
+def save_atomic(obj, path: str | os.PathLike) -> None:
+    """torch.save through a temporary file and a rename, so a kill mid-write leaves the previous file intact."""
+    path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
@@ -281,13 +285,13 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None,
             status = "nan"
             history.append({"epoch": epoch + 1, "train_loss": train_loss, "status": "nan"})
             break
-        val_loss, val_acc = evaluate(model, data.val, config.eval_batch_size, device)
+        val_loss, val_acc = evaluate(model, *data.val, config.eval_batch_size, device)
         metrics = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": correct.item() / max(1, seen),
                    "val_loss": val_loss, "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"],
                    "seconds": seconds, "images_per_s": seen / seconds if seconds else float("nan")}
         history.append(metrics)
         if folder is not None:
-            _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                           "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
                           "history": [json.dumps(h) for h in history], "rng": _rng_state(generator)},
                          folder / CHECKPOINT)
@@ -296,5 +300,5 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None,
             break
     result = TrainResult(status, history)
     if status == "ok":
-        result.test_loss, result.test_acc = evaluate(model, data.test, config.eval_batch_size, device)
+        result.test_loss, result.test_acc = evaluate(model, *data.test, config.eval_batch_size, device)
     return result

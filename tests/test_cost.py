@@ -75,3 +75,20 @@ def test_latency_table_adds_measured_op_latencies(spaces):
     assert all(e.latency_ms > 0 for e in entries) and table.fixed.latency_ms > 0
     assert est.latency_ms == pytest.approx(table.fixed.latency_ms + sum(e.latency_ms for e in entries))
     assert est.flops == CostTable(space).estimate(picks).flops
+
+
+def test_flops_convention_counts_only_multiply_adds_of_conv_linear_matmul():
+    """Norms, pooling, upsampling and elementwise ops count 0; a conv and a linear count exactly k²·c_in·c_out·H·W
+    and in·out (the convention of the EfficientNet/FBNet/NASNet papers, `MULTIPLY_ADD_OPS`)."""
+    import torch
+    from torch import nn
+
+    free = nn.Sequential(nn.BatchNorm2d(8), nn.GroupNorm(2, 8), nn.InstanceNorm2d(8), nn.ReLU(), nn.Hardswish(),
+                         nn.Upsample(scale_factor=2, mode="bilinear"), nn.Upsample(scale_factor=0.5),
+                         nn.MaxPool2d(2), nn.AvgPool2d(1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.LayerNorm(8))
+    assert count_model(free, (8, 6, 6)).total.flops == 0
+    conv = nn.Sequential(nn.Conv2d(8, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(4, 10))
+    assert count_model(conv, (8, 6, 6)).total.flops == 3 * 3 * 8 * 4 * 6 * 6 + 4 * 10
+    # the published count of MobileNetV2 (300M): 300,774,272 once the norms and the pool stop counting
+    assert count_arch(nas.zoo.load("mobilenetv2")).total.flops == 300_774_272

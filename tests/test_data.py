@@ -28,7 +28,9 @@ def test_digits_default_is_real_stratified_and_seeded():
     other = load_dataset("digits", seed=1)
     assert not torch.equal(data.test.y, other.test.y)
     rgb = load_dataset("digits", size=16, channels=3)
-    assert rgb.train.x.shape[1:] == (3, 16, 16)
+    assert rgb.train.x.shape[1:] == (3, 16, 16) and torch.equal(rgb.train.x[:, 0], rgb.train.x[:, 2])
+    x, y = data.train  # a split unpacks as its (x, y) pair
+    assert x.dtype == torch.float32 and y.dtype == torch.int64 and len(x) == len(y) == len(data.train)
 
 
 def _cifar_archive(tmp_path: Path, name: str = "cifar10", per_batch: int = 6) -> tuple[Path, int]:
@@ -78,6 +80,13 @@ def test_cifar_offline_error_names_where_to_put_the_archive(tmp_path):
     assert str(tmp_path / "cifar-10-python.tar.gz") in str(err.value)
     with pytest.raises(SpecError, match="archive not found"):
         load_dataset("cifar10", root=tmp_path, download=False)
+
+
+def test_cifar_default_cache_is_nas_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("NAS_DATA", str(tmp_path / "cache"))
+    with pytest.raises(SpecError) as err:
+        load_dataset("cifar100", download=False)
+    assert str(tmp_path / "cache" / "cifar-100-python.tar.gz") in str(err.value)
 
 
 def test_cifar_download_verifies_and_caches(tmp_path):

@@ -8,18 +8,23 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import nas
 from nas.cli import main
+from nas.cost.flops import Cost
 from nas.dsl import SpecError
-from nas.export import check_onnx, export, python_source
+from nas.export import check_onnx, export, python_source, text_literal
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).parent / "export_corpus"
 SITE = str(Path(torch.__file__).resolve().parent.parent)
+SIZES = (32, 48, 64, 80, 96, 128, 160, 224)
 
-# Runs in a Python without site-packages processing, so the editable `nas` install is invisible; only the
-# folder that holds torch is added back. Each case folder holds model.py, weights.pt and input.pt.
+# Runs under `python -I -S` (no site-packages processing, no user site, PYTHONPATH ignored), so the editable
+# `nas` install is invisible; only the folder that holds torch is put back. It first proves that `import nas`
+# fails. Each case folder holds model.py, weights.pt and input.pt; it writes output.pt.
 RUNNER = f"""
 import importlib.util, json, sys
 sys.path.append({SITE!r})
@@ -29,6 +34,7 @@ try:
 except ImportError:
     pass
 import torch
+torch.set_num_threads(1)
 results = {{}}
 for folder in sys.argv[1:]:
     spec = importlib.util.spec_from_file_location("model_" + str(len(results)), folder + "/model.py")
@@ -40,31 +46,53 @@ for folder in sys.argv[1:]:
         out = net(torch.load(folder + "/input.pt", weights_only=True))
     torch.save(out, folder + "/output.pt")
     results[folder] = {{"params": sum(p.numel() for p in net.parameters()), "doc": module.__doc__,
-                       "keys": sorted(net.state_dict())}}
+                       "yaml": module.ARCH_YAML, "keys": sorted(net.state_dict())}}
 print(json.dumps(results))
 """
 
 
 def _run_standalone(folders: list[Path], cwd: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    out = subprocess.run([sys.executable, "-S", "-c", RUNNER, *map(str, folders)], cwd=str(cwd), env=env,
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", RUNNER, *map(str, folders)], cwd=str(cwd), env=env,
+                         capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert "nas_importable" not in result, "the subprocess could import nas"
     return result
 
 
-def _cases():
+def _small(arch):
+    """The arch at the smallest input size it plans at (cheap to run); the full size is checked on meta."""
+    for size in SIZES:
+        if size >= arch.plan().input_shape[1]:
+            break
+        try:
+            smaller = arch.with_input(size=size)
+            smaller.plan()
+            return smaller
+        except SpecError:
+            continue
+    return arch
+
+
+def _zoo_cases():
+    """Every zoo entry: fixed architectures as they are, search spaces by one sample."""
     cases = []
     for name in nas.zoo.names():
         arch = nas.zoo.load(name)
-        if not arch.choices():
-            cases.append((f"zoo-{name}", arch))
-    for space_name, size, count in (("fbnet", 64, 7), ("nasnet", 64, 7), ("darts", 32, 6)):
+        if arch.choices():
+            arch = arch.resolve(arch.sample(7))
+        cases.append((f"zoo-{name}", _small(arch)))
+    return cases
+
+
+def _sampled_cases():
+    """20+ sampled FBNet/NASNet/DARTS architectures at small sizes (NASNet at half depth, N=2)."""
+    cases = []
+    for space_name, size, count in (("fbnet", 64, 7), ("nasnet", 32, 7), ("darts", 32, 6)):
         space = nas.load(ROOT / "search_spaces" / f"{space_name}.yaml").with_input(size=size)
         if space_name == "nasnet":
-            space = nas.loads(nas.dsl.dumps(space).replace("N: 4", "N: 2"))
+            space = space.with_depth(0.5)  # N = 2
         for seed in range(count):
             cases.append((f"{space_name}-{seed}", space.resolve(space.sample(100 + seed))))
         if space_name == "nasnet":  # plus one whose cells ignore an input, so some cells are never built
@@ -74,43 +102,95 @@ def _cases():
     return cases
 
 
-@pytest.mark.slow
-def test_standalone_modules_match_nas_build(tmp_path):
-    cases = _cases()
-    assert sum(1 for name, _ in cases if not name.startswith("zoo-")) >= 20
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Many small models: one thread is faster than two, and much faster on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _check_standalone(cases, tmp_path):
     folders, expected = [], {}
     for i, (name, arch) in enumerate(cases):
         folder = tmp_path / f"case{i}"
         export(arch, folder, ["py", "weights"], seed=i)
         model = nas.build(arch).eval()
         model.load_state_dict(torch.load(folder / "weights.pt", weights_only=True))
-        x = torch.randn(2, *arch.plan().input_shape, generator=torch.Generator().manual_seed(i))
+        x = torch.randn(1, *arch.plan().input_shape, generator=torch.Generator().manual_seed(i))
         torch.save(x, folder / "input.pt")
         with torch.no_grad():
             expected[str(folder)] = (name, model(x), sum(p.numel() for p in model.parameters()),
-                                     sorted(model.state_dict()))
+                                     sorted(model.state_dict()), nas.dsl.dumps(arch))
         folders.append(folder)
     results = _run_standalone(folders, tmp_path)
-    for folder, (name, output, params, keys) in expected.items():
+    for folder, (name, output, params, keys, yaml_text) in expected.items():
         got = results[folder]
         assert got["params"] == params, name
         assert got["keys"] == keys, name
+        assert got["yaml"] == yaml_text and yaml_text in got["doc"], name
         assert torch.allclose(torch.load(Path(folder) / "output.pt", weights_only=True), output, atol=1e-5), name
+
+
+@pytest.mark.slow
+def test_standalone_zoo_modules_match_nas_build(tmp_path):
+    cases = _zoo_cases()
+    assert {"zoo-efficientnet_b0", "zoo-fbnet", "zoo-nasnet", "zoo-darts"} <= {name for name, _ in cases}
+    _check_standalone(cases, tmp_path)
+
+
+@pytest.mark.slow
+def test_standalone_sampled_modules_match_nas_build(tmp_path):
+    cases = _sampled_cases()
+    assert len(cases) >= 20
+    _check_standalone(cases, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", nas.zoo.architectures())
+def test_full_size_zoo_source_matches_nas_build_on_meta(name):
+    """At the published input size, without allocating: same state_dict keys and shapes as nas.build."""
+    arch = nas.zoo.load(name)
+    namespace: dict = {}
+    exec(compile(python_source(arch, cost=Cost(0.0, 0)), "model.py", "exec"), namespace)
+    with torch.device("meta"):
+        ours, reference = namespace["Net"](), nas.build(arch)
+    assert {k: v.shape for k, v in ours.state_dict().items()} == \
+        {k: v.shape for k, v in reference.state_dict().items()}
 
 
 def test_generated_source_is_readable_and_only_what_is_used():
     space = nas.load(ROOT / "search_spaces" / "fbnet.yaml")
-    source = python_source(space.resolve(space.sample(0)), class_name="FBNetSample")
+    arch = space.resolve(space.sample(0))
+    source = python_source(arch, class_name="FBNetSample")
     assert "class FBNetSample(Network):" in source and "class InvertedResidual" in source
     assert "class SepConv" not in source and "class CellModule" not in source  # only used blocks
     assert "import nas" not in source and "from nas" not in source
-    assert "ARCH_YAML = " in source and "layers: [" in source
-    assert "parameters" in source.split('"""')[1]
+    tree = ast.parse(source)
+    doc = ast.get_docstring(tree)
+    assert doc.startswith(arch.name) and "parameters" in doc and "multiply-adds" in doc
+    assert nas.dsl.dumps(arch).strip() in doc  # the YAML, readable, in the docstring
+    assert "InvertedResidual(c_in=16, c=" in source  # literal constructor calls
+    imports = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imports |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert imports <= {"torch", "torch.nn", "torch.nn.functional", "math", "__future__"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_text_literal_round_trips_any_text(text):
+    literal = text_literal(text)
+    tree = ast.parse(literal)
+    assert len(tree.body) == 1 and isinstance(tree.body[0].value, ast.Constant)  # nothing but one string
+    assert tree.body[0].value.value == text
+    assert literal.isascii() and "\r" not in literal
 
 
 @pytest.mark.parametrize("path", sorted(CORPUS.glob("*.yaml")), ids=lambda p: p.stem)
-def test_hostile_specs_cannot_inject_code(path, tmp_path):
-    first = path.read_text().splitlines()[0]
+def test_hostile_specs_cannot_inject_code(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = path.read_text(encoding="utf-8").splitlines()[0]
     if first.startswith("# expect-error:"):
         with pytest.raises(SpecError, match=first.split(":", 1)[1].strip()):
             nas.load(path)
@@ -118,24 +198,28 @@ def test_hostile_specs_cannot_inject_code(path, tmp_path):
     arch = nas.load(path)
     folder = tmp_path / "out"
     export(arch, folder, ["py", "weights"])
-    x = torch.randn(1, *arch.plan().input_shape)
-    torch.save(x, folder / "input.pt")
+    torch.save(torch.randn(1, *arch.plan().input_shape), folder / "input.pt")
+    model_source = (folder / "model.py").read_text(encoding="utf-8")
+    tree = ast.parse(model_source)
+    # the module holds only: docstring, imports, our copied definitions, ARCH_YAML and the Net class
+    kinds = [type(n).__name__ for n in tree.body]
+    assert kinds[0] == "Expr" and set(kinds[1:]) <= {"ImportFrom", "Import", "ClassDef", "FunctionDef", "Assign"}
+    assert [n.targets[0].id for n in tree.body if isinstance(n, ast.Assign)] == ["ARCH_YAML"]
+    calls = {node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+             for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    assert not calls & {"__import__", "exec", "eval", "system", "compile", "open", "getattr", "popen"}
     results = _run_standalone([folder], tmp_path)
     assert not list(tmp_path.rglob("PWNED")) and not (ROOT / "PWNED").exists()
-    doc = results[str(folder)]["doc"]
-    assert "\n" not in doc.splitlines()[0] and '"' not in doc and "\\" not in doc
-    model_source = (folder / "model.py").read_text()
-    calls = {node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
-             for node in ast.walk(ast.parse(model_source)) if isinstance(node, ast.Call)}
-    assert not calls & {"__import__", "exec", "eval", "system", "compile", "open", "getattr"}
-    namespace: dict = {}
-    exec(compile(model_source, "model.py", "exec"), namespace)
-    assert namespace["ARCH_YAML"] == nas.dsl.dumps(arch)  # the YAML rides along intact
+    got = results[str(folder)]
+    assert got["yaml"] == nas.dsl.dumps(arch)  # the YAML rides along intact, quotes and all
+    first_line = got["doc"].splitlines()[0]
+    assert all(ch not in first_line for ch in "\"'\\\u202e") and first_line.isascii()
 
 
-@pytest.mark.parametrize("bad", ["1Net", "class", "Net-2", "Net;import os", "Ñet", "InvertedResidual", ""])
+@pytest.mark.parametrize("bad", ["1Net", "class", "Net-2", "Net;import os", "Ñet", "InvertedResidual", "",
+                                 "ARCH_YAML", "torch"])
 def test_class_name_must_be_a_fresh_identifier(bad, tmp_path):
-    with pytest.raises(SpecError):
+    with pytest.raises(SpecError, match="class name|already used"):
         export(nas.zoo.load("b0").with_input(size=32), tmp_path, ["py"], class_name=bad)
 
 
@@ -156,36 +240,95 @@ def test_torchscript_and_onnx_round_trips(name, space, size, tmp_path):
     assert check_onnx(model, x, written["onnx"]) < 1e-4
 
 
-def test_cli_export_from_a_run_folder(tmp_path, capsys):
+def test_weights_from_a_state_dict_or_a_callable(tmp_path):
+    arch = nas.zoo.load("b0").with_input(size=32).with_classes(3)
+    trained = nas.build(arch, seed=5).state_dict()
+    from_dict = export(arch, tmp_path / "a", ["weights"], weights=trained)["weights"]
+    from_hook = export(arch, tmp_path / "b", ["weights"], weights=lambda arch, model: trained)["weights"]
+    for path in (from_dict, from_hook):
+        saved = torch.load(path, weights_only=True)
+        assert all(torch.equal(saved[k], trained[k]) for k in trained)
+    fresh = torch.load(export(arch, tmp_path / "c", ["weights"], seed=5)["weights"], weights_only=True)
+    other = torch.load(export(arch, tmp_path / "d", ["weights"], seed=6)["weights"], weights_only=True)
+    assert all(torch.equal(fresh[k], trained[k]) for k in trained)  # seeded like nas.build(arch, seed=5)
+    assert not all(torch.equal(other[k], trained[k]) for k in trained)
+    with pytest.raises(SpecError, match="do not fit"):
+        export(arch.with_classes(4), tmp_path / "e", ["weights"], weights=trained)
+
+
+def test_onnx_without_the_package_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # makes `import onnx` raise ImportError
+    with pytest.raises(SpecError, match=r"pip install 'nas\[onnx\]'"):
+        export(nas.zoo.load("b0").with_input(size=32), tmp_path, ["onnx"])
+
+
+@pytest.mark.parametrize("layout", [".", "best"])
+def test_cli_export_from_a_run_folder(layout, tmp_path, capsys):
     run = tmp_path / "run"
     arch = nas.zoo.load("b0").with_input(size=32).with_classes(5)
-    run.mkdir()
-    nas.dump(arch, run / "arch.yaml")
+    (run / layout).mkdir(parents=True, exist_ok=True)
+    nas.dump(arch, run / layout / "arch.yaml")
     trained = nas.build(arch, seed=42).state_dict()
-    torch.save(trained, run / "weights.pt")
+    torch.save(trained, run / layout / "weights.pt")
     out = tmp_path / "out"
     assert main(["export", str(run), "--format", "py,yaml,weights", "-o", str(out), "--class-name", "B0"]) == 0
     assert "model.py has" in capsys.readouterr().out
     saved = torch.load(out / "weights.pt", weights_only=True)
     assert all(torch.equal(saved[k], trained[k]) for k in trained)  # the run's weights, not fresh ones
     assert "class B0(Network)" in (out / "model.py").read_text()
+    assert nas.load(out / "arch.yaml").plan().input_shape == (3, 32, 32)
 
 
 @pytest.mark.parametrize("argv,fragment", [
     (["export", "b0", "--format", "onxx", "-o", "{tmp}/o"], "did you mean 'onnx'"),
-    (["export", "search_spaces/fbnet.yaml", "-o", "{tmp}/o"], "is a search space"),
+    (["export", "search_spaces/fbnet.yaml", "-o", "{tmp}/o"], "nas show"),
     (["export", "b0", "--class-name", "2fast", "-o", "{tmp}/o"], "not a valid Python class name"),
     (["export", "b0", "--weights", "{tmp}/none.pt", "-o", "{tmp}/o"], "no such weights file"),
     (["export", "b0", "--weights", "{weights}", "-o", "{tmp}/o"], "do not fit"),
+    (["export", "b0", "--weights", "{file}", "-o", "{tmp}/o"], "not a weights file"),
     (["export", "b0", "-o", "{file}/sub"], "cannot write there"),
     (["export", "{tmp}", "-o", "{tmp}/o"], "not a run folder"),
 ])
-def test_cli_bad_input(argv, fragment, tmp_path, capsys):
+def test_cli_bad_input(argv, fragment, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
     other = tmp_path / "other.pt"
-    torch.save(nas.build(nas.zoo.load("mobilenetv2")).state_dict(), other)
+    torch.save(nas.build(nas.zoo.load("mobilenetv2").with_input(size=32)).state_dict(), other)
     blocker = tmp_path / "file"
     blocker.write_text("x")
     argv = [a.format(tmp=tmp_path, weights=other, file=blocker) for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and len(err.splitlines()) == 1 and fragment in err, err
+
+
+@pytest.mark.parametrize("key,value", [("act", "relu'); import os #"), ("k", float("nan")), ("k", [3]),
+                                       ("act", "relu\n"), ("bias", b"x")])
+def test_exporter_rejects_hostile_values_that_got_past_the_dsl(key, value, monkeypatch):
+    """Defence in depth: a plan tampered with after validation still cannot put text into the source."""
+    arch = nas.loads("name: t\ninput: {channels: 3, size: 16}\nclasses: 4\nstem: [{op: conv, k: 3, c: 8}]\n"
+                     "stages: [{op: ir, k: 3, e: 2, c: 8, n: 1, s: 1}]\nhead: [{op: classifier}]\n")
+    plan = arch.plan()
+    plan.stem[0].spec[key] = value
+    monkeypatch.setattr(type(arch), "plan", lambda self: plan)
+    with pytest.raises(SpecError, match="enumerated|finite|cannot be exported"):
+        python_source(arch, cost=Cost(0.0, 0))
+
+
+def test_exporter_rejects_hostile_cell_states_that_got_past_the_dsl(monkeypatch):
+    space = nas.load(ROOT / "search_spaces" / "darts.yaml").with_input(size=32)
+    arch = space.resolve(space.sample(0))
+    plan = arch.plan()
+    live = next(cell for cell in plan.cells if cell.live)
+    live.concat = live.concat + ["n0'], __import__('os').system('touch PWNED'), ['"]
+    monkeypatch.setattr(type(arch), "plan", lambda self: plan)
+    with pytest.raises(SpecError, match="cell state"):
+        python_source(arch, cost=Cost(0.0, 0))
+
+
+def test_cli_export_samples_a_space(tmp_path):
+    out = tmp_path / "out"
+    assert main(["--quiet", "export", str(ROOT / "search_spaces" / "fbnet.yaml"), "--sample", "2",
+                 "--input-size", "64", "--format", "yaml", "-o", str(out)]) == 0
+    space = nas.load(ROOT / "search_spaces" / "fbnet.yaml").with_input(size=64)
+    assert nas.dsl.dumps(nas.load(out / "arch.yaml")) == nas.dsl.dumps(space.resolve(space.sample(2)))
+    assert main(["export", "b0", "--seed", "-1", "-o", str(out)]) == 2

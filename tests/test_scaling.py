@@ -1,4 +1,6 @@
-"""Compound scaling: rounding rules, formula vs official table, the paper's counts, bad input."""
+"""Compound scaling: rounding rules, formula vs official table, the papers' counts, other bases, bad input."""
+import json
+
 import pytest
 
 import nas
@@ -9,14 +11,49 @@ from nas.dsl.transform import round_channels, round_repeats
 
 # Exact parameter counts of faithful builds (timm / torchvision efficientnet_b0…b7).
 FAITHFUL_PARAMS = [5288548, 7794184, 9109994, 12233232, 19341616, 30389784, 43040704, 66347960]
-# The paper's Table 2 rounds FLOPs to two digits; for B3, B4, B5 and B7 faithful builds count 3.5–7% more
-# than printed (REFERENCES.md). There we compare with torchvision's published GFLOPS of the same models.
-TORCHVISION_GFLOPS = {3: 1.83, 4: 4.39, 5: 10.27, 7: 37.75}
+
+# Multiply-adds to compare each official model with, and why that reference and that tolerance:
+# the paper's Table 2 prints two significant digits, and for B3–B5 and B7 a faithful build counts 2–4.5% more
+# than printed (REFERENCES.md), so there we take torchvision's published GFLOPS of the same network at the
+# same resolution (0.39/0.69/—/1.83/4.39/10.27/19.07/37.75; its B2 figure is at 288², not 260², so B2 keeps the
+# paper's 1.0B, which rounds anything in [0.95, 1.05)). Our fvcore count also includes BN at about one op per
+# element (+1.5–2.7% on these models), which is why the tolerance is 3% and not the 1% the references allow.
+FLOPS_REFERENCE = {  # φ: (multiply-adds, tolerance, source)
+    0: (0.39e9, 0.03, "paper = torchvision 0.39"),
+    1: (0.69e9, 0.03, "torchvision 0.69 (paper 0.70)"),
+    2: (1.0e9, 0.03, "paper 1.0 (torchvision counts B2 at 288²)"),
+    3: (1.83e9, 0.03, "torchvision 1.83 (paper 1.8)"),
+    4: (4.39e9, 0.03, "torchvision 4.39 (paper 4.2: 4.5% low)"),
+    5: (10.27e9, 0.03, "torchvision 10.27 (paper 9.9: 3.7% low)"),
+    6: (19.07e9, 0.03, "torchvision 19.07 (paper 19)"),
+    7: (37.75e9, 0.03, "torchvision 37.75 (paper 37)"),
+}
+
+TINY = """\
+name: tiny
+input: {channels: 3, size: 32}
+classes: 10
+stem:
+  - {op: conv, k: 3, c: 16, s: 1}
+stages:
+  - {op: ir, k: 3, e: 1, c: 16, n: 1, s: 1}
+  - {op: ir, k: 3, e: 4, c: 24, n: 2, s: 2}
+head:
+  - {op: conv, k: 1, c: 64}
+  - {op: classifier, dropout: 0.1}
+"""
 
 
 @pytest.fixture(scope="module")
 def b0():
     return nas.zoo.load("b0")
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    return path
 
 
 def test_rounding_rules_on_known_values():
@@ -26,8 +63,12 @@ def test_rounding_rules_on_known_values():
     assert [round_channels(c * 2.0) for c in (32, 16, 24, 40, 80, 112, 192, 320, 1280)] == \
         [64, 32, 48, 80, 160, 224, 384, 640, 2560]
     assert round_channels(4) == 8 and round_channels(11) == 16  # 11 → 8 would lose 27%
+    assert round_channels(16 * 1.1 ** 1.5) == 24  # 18.45 → 16 loses 13%, so one step up
+    assert round_channels(20) == 24 and round_channels(17.7) == 16 and round_channels(17.9) == 24  # 16 < 0.9·17.9
     assert [round_repeats(n, 3.1) for n in (1, 2, 2, 3, 3, 4, 1)] == [4, 7, 7, 10, 10, 13, 4]
-    assert round_repeats(3, 1.0) == 3 and round_repeats(1, 1.0001) == 2
+    assert round_repeats(3, 1.0) == 3 and round_repeats(1, 1.0001) == 2 and round_repeats(5, 1.2) == 6
+    assert [scaling.round_resolution(s) for s in (224 * 1.15, 224 * 1.15 ** 0.5, 100, 99.9, 3)] == \
+        [256, 240, 104, 96, 8]
 
 
 def test_formula_at_phi_1_matches_official_b2_stages(b0):
@@ -36,8 +77,11 @@ def test_formula_at_phi_1_matches_official_b2_stages(b0):
     stages = lambda a: [(r["c"], r["n"]) for r in a.doc["stages"]]  # noqa: E731
     assert stages(formula.arch) == stages(official.arch)
     assert stages(official.arch) == [(16, 2), (24, 3), (48, 3), (88, 4), (120, 4), (208, 5), (352, 2)]
-    assert formula.arch.doc["stem"][0]["c"] == 32 and formula.arch.doc["head"][0]["c"] == 1408
+    for arch in (formula.arch, official.arch):
+        assert arch.doc["stem"][0]["c"] == 32 and arch.doc["head"][0]["c"] == 1408
     assert formula.multipliers.depth == pytest.approx(1.2) and formula.multipliers.width == pytest.approx(1.1)
+    # only the resolution differs: γ·224 = 257.6 → 256 by the formula, 260 in the released table
+    assert (formula.size, official.size) == (256, 260)
 
 
 def test_fractional_phi_and_overrides(b0):
@@ -45,81 +89,76 @@ def test_fractional_phi_and_overrides(b0):
     assert half.coefficients == {"alpha": 1.3, "beta": 1.1, "gamma": 1.15}
     assert half.multipliers.depth == pytest.approx(1.3 ** 0.5)
     assert half.size == scaling.round_resolution(224 * 1.15 ** 0.5) == 240
+    assert half.arch.name == "efficientnet_b0_phi0p5"
+    assert scaling.scale(b0, 0).arch.doc["stages"] == b0.doc["stages"]
 
 
+def test_coefficients_come_from_the_base_file(tiny):
+    plain = nas.load(tiny)
+    assert scaling.coefficients(plain) == scaling.DEFAULT_COEFFICIENTS  # no scaling: section
+    tiny.write_text(TINY + "scaling: {alpha: 1.4, gamma: 1.05, divisor: 4}\n")
+    own = nas.load(tiny)
+    assert scaling.coefficients(own) == {"alpha": 1.4, "beta": 1.1, "gamma": 1.05}
+    assert scaling.coefficients(own, beta=1.2, gamma=1.3) == {"alpha": 1.4, "beta": 1.2, "gamma": 1.3}
+    wide = scaling.scale_dimensions(own, width=1.3).arch  # the file's divisor 4: 16·1.3 = 20.8 → 20
+    assert [r["c"] for r in wide.doc["stages"]] == [20, 32]
+
+
+def test_count_is_the_count_of_the_built_network(b0):
+    arch = scaling.scale_dimensions(b0, depth=1.3, width=1.2, resolution=0.5).arch
+    whole = count_arch(arch).total
+    summed = scaling.count(arch)
+    assert (summed.params, summed.flops) == (whole.params, whole.flops)
+
+
+@pytest.mark.slow
 def test_flops_about_double_per_phi(b0):
-    base = count_arch(b0).total.flops
     for phi in (1, 2):
-        growth = count_arch(scaling.scale(b0, phi).arch).total.flops / base
-        assert 0.8 * 2 ** phi < growth < 1.4 * 2 ** phi
+        rep = scaling.report(scaling.scale(b0, phi))
+        assert rep.base_params == FAITHFUL_PARAMS[0]
+        assert rep.target_growth == 2 ** phi
+        assert rep.result.multipliers.flops_growth == pytest.approx(1.92 ** phi, rel=1e-3)
+        # rounding repeats up (and widths to multiples of 8) only ever adds a little on top of d·w²·r²
+        assert rep.result.multipliers.flops_growth < rep.flops_growth < 1.4 * 2 ** phi
 
 
 @pytest.mark.slow
 def test_official_table_reproduces_published_counts(b0):
     for phi in range(8):
-        cost = count_arch(scaling.official(b0, phi).arch).total
-        paper_params, paper_flops = scaling.PAPER[phi]
-        assert cost.params == FAITHFUL_PARAMS[phi]
-        assert abs(cost.params / paper_params - 1) < 0.03
-        reference = TORCHVISION_GFLOPS.get(phi, paper_flops / 1e9) * 1e9
-        assert abs(cost.flops / reference - 1) < 0.03, (phi, cost.flops)
+        result = scaling.official(b0, phi)
+        assert result.size == scaling.OFFICIAL[phi][2]
+        cost = scaling.count(result.arch)
+        paper_params, _ = scaling.PAPER[phi]
+        assert cost.params == FAITHFUL_PARAMS[phi], phi
+        assert abs(cost.params / paper_params - 1) < 0.03, phi  # worst: B3 12.23M vs 12M, +1.9%
+        reference, tolerance, source = FLOPS_REFERENCE[phi]
+        assert abs(cost.flops / reference - 1) < tolerance, (phi, cost.flops, source)
 
 
-def test_official_dropout_and_names(b0):
+def test_official_dropout_names_and_other_base_sizes(b0, tiny):
     b5 = scaling.official(b0, 5).arch
     assert b5.name == "efficientnet_b5" and b5.doc["input"]["size"] == 456
     assert b5.doc["head"][-1]["dropout"] == 0.4
+    small = scaling.official(nas.load(tiny), 7)  # the table's 600 is for a 224 base: 32·600/224 → 88
+    assert small.arch.name == "tiny_official_b7" and small.size == 88
+    assert [r["n"] for r in small.arch.doc["stages"]] == [4, 7] and small.arch.doc["head"][-1]["dropout"] == 0.5
+    for bad in (8, 2.5, -1, True):
+        with pytest.raises(nas.SpecError, match="integer φ from 0 to 7"):
+            scaling.official(b0, bad)
 
 
 def test_single_dimension_scaling_of_other_bases():
     mbv2 = nas.zoo.load("mobilenetv2")
     wide = scaling.scale_dimensions(mbv2, width=2.0)
     assert [r["c"] for r in wide.arch.doc["stages"]] == [32, 48, 64, 128, 192, 320, 640]
+    assert wide.arch.doc["stem"][0]["c"] == 64 and wide.arch.doc["head"][0]["c"] == 2560
     assert [r["n"] for r in wide.arch.doc["stages"]] == [r["n"] for r in mbv2.doc["stages"]]
     deep = scaling.scale_dimensions(mbv2, depth=2.0).arch
     assert [r["n"] for r in deep.doc["stages"]] == [2, 4, 6, 8, 6, 6, 2]
     sharp = scaling.scale_dimensions(mbv2, resolution=1.5).arch
-    assert sharp.doc["input"]["size"] == 336
+    assert sharp.doc["input"]["size"] == 336 and sharp.doc["stages"] == mbv2.doc["stages"]
     compound = scaling.scale(mbv2, 1)  # a base without a scaling: section uses the paper's coefficients
     assert compound.coefficients == scaling.DEFAULT_COEFFICIENTS
-
-
-def test_coefficient_grid():
-    grid = scaling.coefficient_grid(step=0.05, tolerance=0.1)  # the paper's own triple gives 1.92
-    assert (1.2, 1.1, 1.15) in grid
-    assert all(min(t) >= 1 and abs(t[0] * t[1] ** 2 * t[2] ** 2 - 2) <= 0.1 for t in grid)
-    assert (1.0, 1.0, 1.0) not in grid and len(grid) == len(set(grid))
-
-
-def test_cli_scale_prints_and_writes(tmp_path, capsys):
-    out = tmp_path / "b3.yaml"
-    assert main(["scale", "--base", "b0", "--phi", "3", "-o", str(out), "--json"]) == 0
-    text = capsys.readouterr().out
-    assert "α^φ = 1.7280" in text and "2^φ = 8.00" in text and "1280 → 1704" in text
-    arch = nas.load(out)
-    assert arch.name == "efficientnet_b0_phi3" and arch.doc["input"]["size"] == 344
-
-
-@pytest.mark.parametrize("argv,fragment", [
-    (["scale", "--phi", "-1"], "φ must be ≥ 0"),
-    (["scale", "--phi", "1", "--beta", "0.9"], "beta must be ≥ 1"),
-    (["scale", "--phi", "x"], "expected a number"),
-    (["scale", "--official", "--phi", "9"], "integer φ from 0 to 7"),
-    (["scale", "--base", "search_spaces/fbnet.yaml", "--phi", "1"], "is a search space"),
-    (["scale", "--base", "{cells}", "--phi", "1"], "has no stages to scale"),
-    (["scale", "--phi", "1", "--width", "2"], "does not combine"),
-    (["scale"], "say how much to scale"),
-    (["scale", "--phi", "1e400"], "finite number"),
-    (["scale", "--depth", "0"], "depth multiplier must be > 0"),
-    (["scale", "--base", "resnet5000", "--phi", "1"], "no file or zoo entry"),
-])
-def test_cli_bad_input(argv, fragment, tmp_path, capsys):
-    space = nas.load("search_spaces/darts.yaml")
-    cells = tmp_path / "cells.yaml"
-    nas.dump(space.resolve(space.sample(0)), cells)
-    assert main([a.format(cells=cells) for a in argv]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and len(err.splitlines()) == 1 and fragment in err, err
 
 
 def test_resnet50_scales_like_any_base():
@@ -129,12 +168,116 @@ def test_resnet50_scales_like_any_base():
     assert [r["c"] for r in compound.arch.doc["stages"]] == [280, 560, 1128, 2256]
     assert compound.size == 256
     wide = scaling.scale_dimensions(base, width=2.0).arch
-    assert wide.plan().stages[0][0].spec["c"] == 512
+    assert wide.plan().stages[0][0].spec["c"] == 512 and wide.doc["stem"][0]["c"] == 128
 
 
-def test_scale_writes_a_standalone_module(tmp_path, capsys):
-    out = tmp_path / "b0_half.py"
-    assert main(["scale", "--base", "b0", "--phi", "0.5", "--py", str(out)]) == 0
+# The paper's Table 3 (FLOPs of the baseline → scaled): growth = scaled / baseline, both as printed. Only the
+# rows whose multipliers the table states; its MobileNetV2 and ResNet-50 "compound scale" rows give none.
+TABLE3 = [  # base, how, multipliers, paper growth
+    ("mobilenetv2", "depth", {"depth": 4}, 1.2 / 0.3),
+    ("mobilenetv2", "width", {"width": 2}, 1.1 / 0.3),
+    ("mobilenetv2", "resolution", {"resolution": 2}, 1.2 / 0.3),
+    ("mobilenetv1", "width", {"width": 2}, 2.2 / 0.569),  # the MobileNet paper's 569M baseline
+    ("mobilenetv1", "resolution", {"resolution": 2}, 2.2 / 0.569),
+    ("mobilenetv1", "compound", {"depth": 1.4, "width": 1.2, "resolution": 1.3}, 2.3 / 0.569),
+    ("resnet50", "resolution", {"resolution": 2}, 16.4 / 4.1),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,how,multipliers,paper", TABLE3, ids=[f"{t[0]}-{t[1]}" for t in TABLE3])
+def test_table3_growth_of_mobilenets_and_resnet(name, how, multipliers, paper):
+    # Table 3 prints two significant digits on both sides (1.2B/0.3B is anything from 3.8× to 4.2×), so 6%.
+    # Not checked: ResNet-50 by depth ×4 (paper 3.95×; ours 3.56× — the added blocks are identity blocks,
+    # cheaper than each stage's first) and by width ×2 (paper 3.59×; ours 3.93×, every conv widened): the
+    # paper does not say how it spread the blocks or which convs it widened.
+    growth = scaling.report(scaling.scale_dimensions(nas.zoo.load(name), **multipliers)).flops_growth
+    assert abs(growth / paper - 1) < 0.06, (growth, paper)
+
+
+def test_coefficient_grid():
+    grid = scaling.coefficient_grid(step=0.05, tolerance=0.1)  # the paper's own triple gives 1.92
+    assert (1.2, 1.1, 1.15) in grid
+    assert all(min(t) >= 1 and abs(t[0] * t[1] ** 2 * t[2] ** 2 - 2) <= 0.1 for t in grid)
+    assert (1.0, 1.0, 1.0) not in grid and (2.0, 1.0, 1.0) in grid and len(grid) == len(set(grid))
+    assert (1.2, 1.1, 1.15) not in scaling.coefficient_grid(step=0.05, tolerance=0.05)
+    assert len(scaling.coefficient_grid(step=0.1, tolerance=0.02)) < len(grid)
+    with pytest.raises(nas.SpecError):
+        scaling.coefficient_grid(step=0)
+
+
+def test_cli_scale_prints_and_writes(tmp_path, capsys):
+    out = tmp_path / "b3.yaml"
+    assert main(["scale", "--base", "b0", "--phi", "3", "-o", str(out), "--json"]) == 0
+    text = capsys.readouterr().out
+    assert "α^φ = 1.7280" in text and "2^φ = 8.00" in text and "1280 → 1704" in text and "1 → 2" in text
+    summary = json.loads(text.strip().splitlines()[-1])
+    assert summary["size"] == 344 and summary["base_params"] == FAITHFUL_PARAMS[0]
+    assert summary["params"] == 16350296 and summary["flops_growth"] > summary["ideal_growth"]
+    arch = nas.load(out)
+    assert arch.name == "efficientnet_b0_phi3" and arch.doc["input"]["size"] == 344
+    assert [r["n"] for r in arch.doc["stages"]] == [2, 4, 4, 6, 6, 7, 2]
+
+
+def test_cli_official_and_single_dimension(tiny, capsys):
+    assert main(["scale", "--base", str(tiny), "--official", "--phi", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "official EfficientNet-B2 table" in text and "dropout 0.3" in text and "16 → 16" in text
+    assert main(["scale", "--base", str(tiny), "--depth", "2", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["phi"] is None and summary["target_growth"] is None and summary["name"] == "tiny_d2"
+    assert [row["n"] for row in summary["stages"]] == [1, 2, 4, 1]
+
+
+def test_cli_table(tiny, capsys):
+    assert main(["scale", "--base", str(tiny), "--table", "--quiet", "--json"]) == 0
+    out = capsys.readouterr().out
+    rows = json.loads(out.strip().splitlines()[-1])
+    assert [r["phi"] for r in rows] == list(range(8)) and all(r["paper"] is None for r in rows)
+    printed = out.strip().rsplit("\n", 1)[0]
+    assert "formula d/w/res" in printed and "official d/w/res" in printed and "paper" not in printed
+    assert [r["official"]["size"] for r in rows] == [32, 32, 40, 40, 56, 64, 72, 88]
+    assert rows[0]["formula"]["params"] == rows[0]["official"]["params"] == rows[0]["formula"]["base_params"]
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["scale", "--phi", "-1"], "φ must be ≥ 0"),
+    (["scale", "--phi", "1", "--beta", "0.9"], "beta must be ≥ 1"),
+    (["scale", "--phi", "1", "--alpha", "-2"], "alpha must be ≥ 1"),
+    (["scale", "--phi", "x"], "expected a number"),
+    (["scale", "--official", "--phi", "9"], "integer φ from 0 to 7"),
+    (["scale", "--official", "--phi", "2.5"], "integer φ from 0 to 7"),
+    (["scale", "--base", "search_spaces/fbnet.yaml", "--phi", "1"], "is a search space"),
+    (["scale", "--base", "{cells}", "--phi", "1"], "has no stages to scale (a cell network)"),
+    (["scale", "--base", "{nostages}", "--phi", "1"], "give either 'stages'"),
+    (["scale", "--phi", "1", "--width", "2"], "does not combine"),
+    (["scale", "--official", "--phi", "2", "--alpha", "1.3"], "does not combine with --official"),
+    (["scale", "--depth", "2", "--gamma", "1.3"], "does not combine with --depth"),
+    (["scale", "--table", "--phi", "2"], "does not combine with --phi"),
+    (["scale", "--table", "-o", "{tmp}/x.yaml"], "does not combine with -o"),
+    (["scale", "--phi", "-1", "-o", "{tmp}/x.yaml"], "φ must be ≥ 0"),
+    (["scale"], "say how much to scale"),
+    (["scale", "--phi", "1e400"], "finite number"),
+    (["scale", "--depth", "0"], "depth multiplier must be > 0"),
+    (["scale", "--resolution", "-1"], "resolution multiplier must be > 0"),
+    (["scale", "--base", "resnet5000", "--phi", "1"], "no file or zoo entry"),
+])
+def test_cli_bad_input(argv, fragment, tmp_path, capsys):
+    space = nas.load("search_spaces/darts.yaml")
+    cells = tmp_path / "cells.yaml"
+    nas.dump(space.resolve(space.sample(0)), cells)
+    nostages = tmp_path / "nostages.yaml"
+    nostages.write_text("name: flat\ninput: {channels: 3, size: 32}\nclasses: 10\n"
+                        "stem: [{op: conv, k: 3, c: 16, s: 2}]\nhead: [{op: classifier}]\n")
+    assert main([a.format(cells=cells, nostages=nostages, tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1 and fragment in err, err
+    assert not (tmp_path / "x.yaml").exists()
+
+
+def test_scale_writes_a_standalone_module(tiny, tmp_path, capsys):
+    out = tmp_path / "tiny_half.py"
+    assert main(["scale", "--base", str(tiny), "--phi", "0.5", "--py", str(out)]) == 0
     source = out.read_text()
     compile(source, str(out), "exec")
-    assert "class Net(Network)" in source and "efficientnet_b0_phi0p5" in source
+    assert "class Net(Network)" in source and "tiny_phi0p5" in source

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 import nas
 from nas.cli import main
-from nas.data import load_dataset
-from nas.train import TrainConfig, train
+from nas.data import Dataset, Split, load_dataset
+from nas.dsl import SpecError
+from nas.train import TrainConfig, evaluate, train
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = """
@@ -27,6 +29,17 @@ stages:
   - {op: ir, k: 3, e: 4, c: 24, n: 1, s: 2, act: relu6}
 head: [{op: conv, k: 1, c: 64, act: relu6}, {op: classifier}]
 """
+# MobileNetV2-like: inverted residuals (expand 6) with linear bottlenecks, 1×1 head conv, classifier.
+TINY_MBV2 = """
+name: tiny_mbv2
+input: {channels: 1, size: 16}
+classes: 10
+stem: [{op: conv, k: 3, c: 16, s: 1, act: relu6}]
+stages:
+  - {op: ir, k: 3, e: 6, c: 24, n: 2, s: 2, act: relu6}
+  - {op: ir, k: 3, e: 6, c: 32, n: 1, s: 2, act: relu6}
+head: [{op: conv, k: 1, c: 128, act: relu6}, {op: classifier}]
+"""
 TIMING = ("seconds", "images_per_s")
 
 
@@ -34,30 +47,56 @@ def _stable(history):
     return [{k: v for k, v in h.items() if k not in TIMING} for h in history]
 
 
+def _subset(data: Dataset, n: int) -> Dataset:
+    """The first n training images (the split is already shuffled and stratified): fast loop tests."""
+    return Dataset(data.name, Split(data.train.x[:n], data.train.y[:n]), data.val, data.test, data.classes,
+                   data.channels, data.size)
+
+
 @pytest.mark.slow
-def test_mobilenetv2_quarter_width_reaches_95_percent_on_digits():
-    data = load_dataset("digits", size=32)
-    arch = nas.zoo.load("mobilenetv2").with_width(0.25).with_input(channels=1, size=32).with_classes(10)
-    model = nas.build(arch, seed=0)
-    result = train(model, data, TrainConfig(epochs=15, batch_size=64, lr=0.1, seed=0))
+def test_small_mobilenetv2_reaches_95_percent_on_digits():
+    data = load_dataset("digits", size=16)
+    model = nas.build(nas.loads(TINY_MBV2), seed=0)
+    result = train(model, data, TrainConfig(epochs=8, batch_size=64, lr=0.1, seed=0))
     assert result.status == "ok"
     assert result.test_acc >= 0.95, result.history
+    assert evaluate(model, *data.test) == (result.test_loss, result.test_acc)
 
 
 def test_same_seed_same_result_and_callback_sees_each_epoch():
-    data = load_dataset("digits", size=16)
+    data = _subset(load_dataset("digits", size=16), 384)
     arch = nas.loads(SMALL)
     seen = []
-    runs = [train(nas.build(arch, seed=3), data, TrainConfig(epochs=2, seed=3), callback=seen.append)
+    runs = [train(nas.build(arch, seed=3), data, TrainConfig(epochs=2, seed=3, augment=True), callback=seen.append)
             for _ in range(2)]
     assert _stable(runs[0].history) == _stable(runs[1].history) and runs[0].test_acc == runs[1].test_acc
     assert [m["epoch"] for m in seen] == [1, 2, 1, 2]
+    assert set(seen[0]) >= {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
+                            "images_per_s"}
+    other = train(nas.build(arch, seed=4), data, TrainConfig(epochs=2, seed=4, augment=True))
+    assert _stable(other.history) != _stable(runs[0].history)
     stopped = train(nas.build(arch, seed=3), data, TrainConfig(epochs=3, seed=3), callback=lambda m: False)
     assert stopped.status == "stopped" and len(stopped.history) == 1
 
 
+def test_resume_in_the_library_continues_without_repeating_epochs(tmp_path):
+    data = _subset(load_dataset("digits", size=16), 256)
+    arch = nas.loads(SMALL)
+    config = TrainConfig(epochs=3, seed=5, augment=True, drop_path=0.1)
+    whole = train(nas.build(arch, seed=5), data, config)
+    first = train(nas.build(arch, seed=5), data, config, run_dir=tmp_path,
+                  callback=lambda m: m["epoch"] < 2)  # stops after epoch 2's checkpoint, as a kill would
+    assert first.status == "stopped" and len(first.history) == 2
+    seen = []
+    rest = train(nas.build(arch, seed=99), data, config, run_dir=tmp_path, resume=True, callback=seen.append)
+    assert [m["epoch"] for m in seen] == [3]
+    assert _stable(rest.history) == _stable(whole.history) and rest.test_acc == whole.test_acc
+    with pytest.raises(SpecError, match="no checkpoint to resume from"):
+        train(nas.build(arch), data, config, run_dir=tmp_path / "empty", resume=True)
+
+
 def test_nan_loss_is_reported_not_raised():
-    data = load_dataset("digits", size=16)
+    data = _subset(load_dataset("digits", size=16), 128)
     model = nas.build(nas.loads(SMALL), seed=0)
     with torch.no_grad():
         model.head[-1].fc.weight.fill_(float("nan"))
@@ -66,12 +105,23 @@ def test_nan_loss_is_reported_not_raised():
 
 
 def test_drop_path_and_augmentation_train(tmp_path):
-    data = load_dataset("digits", size=16)
+    data = _subset(load_dataset("digits", size=16), 128)
     model = nas.build(nas.loads(SMALL), seed=0)
     result = train(model, data, TrainConfig(epochs=1, seed=0, drop_path=0.2, augment=True, flip=False,
                                             optimizer="adamw", lr=0.003, label_smoothing=0.1))
     rates = [m.drop_path_rate for m in model.modules() if hasattr(m, "drop_path_rate")]
-    assert result.status == "ok" and rates == sorted(rates) and rates[-1] == pytest.approx(0.2)
+    assert result.status == "ok" and len(rates) > 1
+    assert rates == sorted(rates) and rates[0] > 0 and rates[-1] == pytest.approx(0.2)
+
+
+def test_an_input_the_network_cannot_take_is_a_spec_error():
+    data = _subset(load_dataset("digits", size=16), 64)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(8 * 8, 10))  # made for 8×8 images
+    with pytest.raises(SpecError, match="cannot take 1×16×16 inputs") as err:
+        train(model, data, TrainConfig(epochs=1))
+    assert err.value.hint and "--size" in str(err.value)
+    with pytest.raises(SpecError, match="outputs 5 classes"):
+        train(nn.Sequential(nn.Flatten(), nn.Linear(16 * 16, 5)), data, TrainConfig(epochs=1))
 
 
 def _nas(*args, **kwargs):
@@ -84,7 +134,8 @@ def _nas(*args, **kwargs):
 def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path):
     arch = tmp_path / "small.yaml"
     arch.write_text(SMALL)
-    common = [str(arch), "--data", "digits", "--size", "16", "--epochs", "5", "--seed", "7", "--quiet"]
+    common = [str(arch), "--data", "digits", "--size", "16", "--epochs", "4", "--seed", "7", "--augment",
+              "--quiet"]
     full = _nas("train", *common, "-o", str(tmp_path / "full"))
     assert full.wait(timeout=300) == 0, full.stderr.read()
 
@@ -95,20 +146,21 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path):
     while time.time() < deadline and victim.poll() is None:
         if checkpoint.is_file():
             state = torch.load(checkpoint, weights_only=True)
-            if 1 <= state["epoch"] < 5:
+            if 1 <= state["epoch"] < 4:
                 break
         time.sleep(0.05)
     assert victim.poll() is None, "the run finished before it could be killed"
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
     done_before = torch.load(checkpoint, weights_only=True)["epoch"]
-    assert 1 <= done_before < 5 and not (killed_dir / "metrics.json").exists()
+    assert 1 <= done_before < 4 and not (killed_dir / "metrics.json").exists()
 
-    resumed = _nas("train", str(arch), "--resume", str(killed_dir), "--quiet")
+    arch.unlink()  # resuming uses the run folder's own arch.yaml and settings
+    resumed = _nas("train", "--resume", str(killed_dir), "--quiet")
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
     a = json.loads((tmp_path / "full" / "metrics.json").read_text())
     b = json.loads((killed_dir / "metrics.json").read_text())
-    assert _stable(a["history"]) == _stable(b["history"])
+    assert len(b["history"]) == 4 and _stable(a["history"]) == _stable(b["history"])
     assert a["test_acc"] == b["test_acc"] and a["test_loss"] == b["test_loss"]
     full_weights = torch.load(tmp_path / "full" / "weights.pt", weights_only=True)
     resumed_weights = torch.load(killed_dir / "weights.pt", weights_only=True)
@@ -139,6 +191,9 @@ def test_cli_train_writes_the_run_folder_and_eval_reads_it(tmp_path, capsys):
     (["train", "{arch}", "--epochs", "0"], "positive integer"),
     (["train", "{arch}", "--device", "gpu0"], "unknown device"),
     (["train", "{arch}", "--resume", "{tmp}"], "not a run folder"),
+    (["train", "--resume", "{tmp}/half"], "no checkpoint to resume from"),
+    (["train"], "no architecture given"),
+    (["train", "{arch}", "--data", "cifar10", "--data-root", "{tmp}/junk.tar.gz"], "checksum mismatch"),
     (["eval", "{arch}", "--weights", "{tmp}/missing.pt"], "no such weights file"),
     (["eval", "{arch}", "--weights", "{arch}"], "not a weights file"),
 ])
@@ -146,6 +201,11 @@ def test_cli_bad_input(argv, fragment, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     arch = tmp_path / "small.yaml"
     arch.write_text(SMALL)
+    half = tmp_path / "half"  # a run killed before its first checkpoint
+    half.mkdir()
+    (half / "config.json").write_text(json.dumps({"args": {"arch": str(arch), "epochs": 1, "size": 16}}))
+    (half / "arch.yaml").write_text(SMALL)
+    (tmp_path / "junk.tar.gz").write_bytes(b"not an archive")
     argv = [a.format(arch=arch, tmp=tmp_path) for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()

@@ -4,6 +4,20 @@ from __future__ import annotations
 from nas.cli._args import positive_int
 
 
+def _seed(flag: str):
+    def parse(text: str) -> int:
+        from nas.dsl.errors import SpecError
+
+        try:
+            value = int(text)
+        except ValueError:
+            raise SpecError(f"expected an integer seed, got '{text}'", flag) from None
+        if value < 0:
+            raise SpecError(f"expected a seed >= 0, got {value}", flag)
+        return value
+    return parse
+
+
 def _export(args) -> int:
     from nas.export import export, parse_formats, resolve_source, safe_text
     from nas.report import console
@@ -12,14 +26,17 @@ def _export(args) -> int:
     arch, run_weights = resolve_source(args.source)
     if args.input_size:
         arch = arch.with_input(size=args.input_size)
+    if args.sample is not None and arch.choices():
+        arch = arch.resolve(arch.sample(args.sample))
     weights = args.weights or run_weights
     out = console()
     written = export(arch, args.output, formats, class_name=args.class_name, weights=weights, seed=args.seed,
                      log=None if args.quiet else (lambda line: out.print(line, markup=False, highlight=False)))
+    summary = f"{safe_text(arch.name)}: {len(written)} file(s) in {args.output}"
     if "py" in written:
-        lines = written["py"].read_text().count("\n")
-        out.print(f"{safe_text(arch.name)}: {len(written)} file(s) in {args.output}; model.py has {lines} lines "
-                  f"(`from model import {args.class_name}`)", markup=False, highlight=False)
+        lines = written["py"].read_text(encoding="utf-8").count("\n")
+        summary += f"; model.py has {lines} lines (`from model import {args.class_name}`)"
+    out.print(summary, markup=False, highlight=False)
     return 0
 
 
@@ -28,14 +45,21 @@ def register(sub) -> None:
 
     parser = sub.add_parser("export", help="write an architecture as PyTorch source, weights, TorchScript, ONNX",
                             description="Export SOURCE — an architecture file, a zoo name, or a run folder "
-                                        "(its arch.yaml and weights.pt) — in the chosen formats.")
-    parser.add_argument("source", metavar="SOURCE")
+                                        "(its arch.yaml and weights.pt, or best/ inside it) — in the chosen "
+                                        "formats: model.py (standalone, imports only torch), arch.yaml, "
+                                        "weights.pt, model.torchscript.pt (traced), model.onnx (needs nas[onnx]).")
+    parser.add_argument("source", metavar="SOURCE", help="architecture file, zoo name, or run folder")
     parser.add_argument("--format", default="py,yaml,weights",
                         help=f"comma-separated: {','.join(FORMATS)} (default py,yaml,weights)")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR")
-    parser.add_argument("--class-name", default="Net", help="name of the exported nn.Module class")
-    parser.add_argument("--weights", default=None, metavar="W", help="a state_dict (.pt) to export")
-    parser.add_argument("--seed", type=int, default=0, help="seed of fresh weights when none are given")
-    parser.add_argument("--input-size", type=positive_int("--input-size"), default=None,
+    parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="folder to write into")
+    parser.add_argument("--class-name", default="Net", metavar="NAME",
+                        help="name of the exported nn.Module class (default Net)")
+    parser.add_argument("--weights", default=None, metavar="W",
+                        help="a state_dict file to export (default: the run folder's, else fresh weights)")
+    parser.add_argument("--seed", type=_seed("--seed"), default=0,
+                        help="seed of fresh weights when none are given (default 0)")
+    parser.add_argument("--sample", type=_seed("--sample"), default=None, metavar="SEED",
+                        help="when SOURCE is a search space, export its architecture sampled with SEED")
+    parser.add_argument("--input-size", type=positive_int("--input-size"), default=None, metavar="N",
                         help="override the input resolution")
     parser.set_defaults(func=_export)

@@ -38,11 +38,9 @@ def _config(args):
 
 
 def _train(args) -> int:
-    import torch
-
     import nas
     from nas.report import console
-    from nas.train import train
+    from nas.train import check_input, pick_device, save_atomic, train
 
     out = console()
     if args.resume:
@@ -52,15 +50,19 @@ def _train(args) -> int:
             raise SpecError("not a run folder (no config.json)", str(run_dir), "resume a folder `nas train` wrote")
         for key, value in json.loads(saved.read_text())["args"].items():
             setattr(args, key, value)  # the interrupted run's settings, so the result is the same
+        args.arch = str(run_dir / "arch.yaml")  # the architecture it trained, even if the source moved since
     else:
+        if args.arch is None:
+            raise SpecError("no architecture given", "nas train",
+                            "give ARCH (a YAML file or zoo name), or --resume RUN_DIR")
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.output or f"runs/train-{Path(args.arch).stem}-{stamp}")
-    from nas.train import pick_device
-
-    pick_device(args.device)  # a bad device fails before anything is written
+    device = pick_device(args.device)
     data = _dataset(args)
     arch = _arch_for(args.arch, data)
     _config(args).check()
+    model = nas.build(arch, seed=args.seed)
+    check_input(model.to(device), data, device)  # a size the network cannot take fails before anything is written
     if not args.resume:
         run_dir.mkdir(parents=True, exist_ok=True)
         saved_args = {k: getattr(args, k) for k in ("arch", "data", "size", "data_root", "channels", "epochs",
@@ -68,7 +70,6 @@ def _train(args) -> int:
                                                     "label_smoothing", "drop_path", "augment", "device", "seed")}
         (run_dir / "config.json").write_text(json.dumps({"args": saved_args}, indent=2))
         nas.dump(arch, run_dir / "arch.yaml", header=f"trained by `nas train` on {data.name}")
-    model = nas.build(arch, seed=args.seed)
     out.print(f"{arch.name} on {data.describe()} → {run_dir}", markup=False, highlight=False)
 
     def report(metrics: dict) -> None:
@@ -91,7 +92,7 @@ def _train(args) -> int:
 
             result = train(model, data, _config(args), callback=report, run_dir=run_dir,
                            resume=bool(args.resume), on_step=on_step)
-    torch.save(model.state_dict(), run_dir / "weights.pt")
+    save_atomic(model.state_dict(), run_dir / "weights.pt")
     (run_dir / "metrics.json").write_text(json.dumps(result.as_dict(), indent=2))
     if result.status == "nan":
         out.print(f"[red]stopped: the loss became NaN at epoch {result.final['epoch']}[/red] (try a lower --lr)")
@@ -110,15 +111,19 @@ def _eval(args) -> int:
     model = nas.build(arch)
     load_weights(args.weights, model)
     device = pick_device(args.device)
-    loss, acc = evaluate(model.to(device), getattr(data, args.split), device=device)
+    loss, acc = evaluate(model.to(device), *getattr(data, args.split), device=device)
     print(json.dumps({"arch": arch.name, "data": data.name, "split": args.split, "loss": loss, "accuracy": acc}))
     return 0
 
 
-def _data_arguments(parser) -> None:
+def _data_arguments(parser, arch_optional: bool = False) -> None:
     from nas.data import DATASETS
 
-    parser.add_argument("arch", metavar="ARCH", help="architecture YAML or zoo name")
+    if arch_optional:
+        parser.add_argument("arch", metavar="ARCH", nargs="?", default=None,
+                            help="architecture YAML or zoo name (with --resume, the run folder's own is used)")
+    else:
+        parser.add_argument("arch", metavar="ARCH", help="architecture YAML or zoo name")
     parser.add_argument("--data", default="digits", help=f"dataset: {', '.join(DATASETS)} (default digits)")
     parser.add_argument("--data-root", default=None, help="archive, folder or .npz file for the dataset")
     parser.add_argument("--size", type=_positive_int("--size"), default=32, help="image size (default 32)")
@@ -133,7 +138,7 @@ def register(sub) -> None:
                            description="Train an architecture (a YAML file, zoo name, scaled model or search "
                                        "result). Writes weights.pt, metrics.json, arch.yaml and a checkpoint "
                                        "per epoch into the run folder; --resume continues an interrupted run.")
-    _data_arguments(train)
+    _data_arguments(train, arch_optional=True)
     train.add_argument("--epochs", type=_positive_int("--epochs"), default=10)
     train.add_argument("--batch-size", type=_positive_int("--batch-size"), default=64)
     train.add_argument("--lr", type=_number("--lr"), default=0.05)
@@ -144,7 +149,8 @@ def register(sub) -> None:
     train.add_argument("--drop-path", type=_number("--drop-path"), default=0.0, help="stochastic depth rate")
     train.add_argument("--augment", action="store_true", help="random crop with padding and horizontal flip")
     train.add_argument("-o", "--output", metavar="RUN_DIR", default=None, help="run folder")
-    train.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue an interrupted run")
+    train.add_argument("--resume", metavar="RUN_DIR", default=None,
+                       help="continue an interrupted run with its own architecture and settings")
     train.set_defaults(func=_train)
 
     ev = sub.add_parser("eval", help="evaluate saved weights on a dataset split",

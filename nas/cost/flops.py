@@ -1,22 +1,29 @@
 """FLOPs and parameters with fvcore.
 
 FLOPs are multiply-adds of convolutions, linear layers and matrix products — the convention of the
-EfficientNet, FBNet and NASNet papers. fvcore's handles for norms, pooling and upsampling are switched off
-(they are not multiply-adds); elementwise ops (residual adds, activations, SE's rescale) stay uncounted.
+EfficientNet, FBNet and NASNet papers. `MULTIPLY_ADD_OPS` names the ops that count; every other handle fvcore
+has (norms, pooling, upsampling, grid sampling) counts 0, and ops without a handle (residual adds,
+activations, SE's rescale) stay uncounted.
 """
 from __future__ import annotations
 
 import json
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import torch
 from torch import nn
 
-NOT_MULTIPLY_ADDS = ("aten::batch_norm", "aten::group_norm", "aten::layer_norm", "aten::instance_norm",
-                     "aten::upsample_nearest2d", "aten::upsample_bilinear2d", "aten::adaptive_avg_pool2d",
-                     "aten::grid_sampler")
+# The FLOPs convention, in one place: multiply-adds of convolutions, linear layers and matrix products.
+MULTIPLY_ADD_OPS = frozenset({"aten::_convolution", "aten::addmm", "aten::bmm", "aten::einsum", "aten::linear",
+                              "aten::matmul", "aten::mm"})
+
+
+def _not_counted(inputs, outputs) -> Counter:
+    """fvcore handle for an op that is not a multiply-add under our convention (a norm, a pool)."""
+    return Counter()
 
 
 @dataclass
@@ -56,8 +63,8 @@ def flop_analysis(model: nn.Module, example: torch.Tensor):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         analysis = FlopCountAnalysis(model, example)
-        for op in NOT_MULTIPLY_ADDS:
-            analysis.set_op_handle(op, None)
+        # set_op_handle(op, None) does not override a default handle in fvcore 0.1.5, so replace each one
+        analysis.set_op_handle(**{op: _not_counted for op in analysis._op_handles if op not in MULTIPLY_ADD_OPS})
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
         analysis.total()  # trace once, inside the warnings filter
     return analysis

@@ -133,9 +133,10 @@ def _pooled_shape(spec: dict, shape):
 # -- classic CNN blocks (nas/ops/classic.py) ----------------------------------------------------------------
 _op("basic", "ResNet basic block: two 3×3 convs (stride on the first) + shortcut; `preact` for WRN",
     _strided_shape, c=Param("int"), s=_S, preact=Param("bool", False), dropout=Param("frac", 0.0))
-_op("bottleneck", "ResNet bottleneck: 1×1 to e·c, 3×3 (stride; `groups` for ResNeXt), 1×1 to c, optional SE "
-    "(`se` × c), + shortcut", _strided_shape, c=Param("int"), s=_S, e=Param("float", 0.25),
-    groups=Param("int", 1), se=Param("frac", 0.0))
+_op("bottleneck", "ResNet bottleneck: 1×1 to e·c, 3×3 (`groups` for ResNeXt), 1×1 to c, optional SE "
+    "(`se` × c), + shortcut; the stride sits on the 3×3 (v1.5, default) or the first 1×1 (`stride_on: 1x1`, v1)",
+    _strided_shape, c=Param("int"), s=_S, e=Param("float", 0.25), groups=Param("int", 1), se=Param("frac", 0.0),
+    stride_on=Param(("3x3", "1x1"), "3x3"))
 _op("dense", "DenseNet dense block: `units` × (BN-ReLU-1×1, BN-ReLU-3×3 to `growth`), concatenated; "
     "c = c_in + units·growth", _same_shape, strided=False, c=Param("int"), units=Param("int", 6),
     growth=Param("int", 32), bn_size=Param("int", 4))
@@ -180,3 +181,17 @@ _op("sepconv", "Xception's separable conv: k×k depthwise, 1×1 pointwise, BN, a
 _op("xception", "Xception block: reps × (ReLU, separable 3×3, BN), stride-2 max pool when strided, + 1×1 shortcut",
     _strided_shape, c=Param("int"), s=_S, reps=Param("int", 2), start_relu=Param("bool", True),
     grow_first=Param("bool", True))
+
+
+def _keep_shape(spec: dict, shape):
+    """An op that changes neither width nor size (a bare activation)."""
+    if spec["c"] != shape[0]:
+        from nas.dsl.errors import SpecError
+
+        raise SpecError(f"{spec['op']} keeps the width: it gets {shape[0]} channels but is asked for {spec['c']}",
+                        None, "drop 'c'")
+    return tuple(shape)
+
+
+_op("act", "activation alone, no parameters (NASNet's ReLU after the last cell)", _keep_shape, strided=False,
+    c=_C, act=_ACT)

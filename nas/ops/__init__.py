@@ -10,9 +10,9 @@ import inspect
 from torch import nn
 
 from nas.ops.cells import AvgPool, MaxPool, SepConv, Skip, Zero
-from nas.ops.classic import (BasicBlock, Bottleneck, ConvNeXtBlock, DenseBlock, DepthwiseSeparable, Fire, GlobalPool,
-                             Inception, Inception3, Linear, NormConv, SeparableConv, ShuffleUnit, Transition,
-                             XceptionBlock)
+from nas.ops.classic import (Activation, BasicBlock, Bottleneck, ConvNeXtBlock, DenseBlock, DepthwiseSeparable, Fire,
+                             GlobalPool, Inception, Inception3, Linear, NormConv, SeparableConv, ShuffleUnit,
+                             Transition, XceptionBlock)
 from nas.ops.conv import Conv, DepthwiseConv, FactorizedConv
 from nas.ops.head import Classifier, Norm
 from nas.ops.mobile import InvertedResidual, SqueezeExcite
@@ -45,6 +45,7 @@ REGISTRY: dict[str, type[nn.Module]] = {
     "inception3": Inception3,
     "sepconv": SeparableConv,
     "xception": XceptionBlock,
+    "act": Activation,
 }
 
 

@@ -61,16 +61,19 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """`bottleneck`: 1×1 reduce to `e`·c, 3×3 (stride, `groups` for ResNeXt), 1×1 expand to c, optional SE
-    (`se` × c, SE-ResNet), + shortcut, ReLU."""
+    """`bottleneck`: 1×1 reduce to `e`·c, 3×3 (`groups` for ResNeXt), 1×1 expand to c, optional SE
+    (`se` × c, SE-ResNet), + shortcut, ReLU. The stride sits on the 3×3 (`stride_on: 3x3`, torchvision's
+    ResNet v1.5) or on the first 1×1 (`stride_on: 1x1`, the original ResNet v1 and the Caffe SENets); both
+    have the same parameters, v1 has fewer multiply-adds."""
 
     def __init__(self, c_in: int, c: int, s: int = 1, e: float = 0.25, groups: int = 1, se: float = 0.0,
-                 bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+                 stride_on: str = "3x3", bn_eps: float = 1e-5, bn_momentum: float = 0.1):
         super().__init__()
         bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
         mid = int(round(c * e))
-        self.conv1 = ConvBNAct(c_in, mid, 1, **bn)
-        self.conv2 = ConvBNAct(mid, mid, 3, s, groups=groups, **bn)
+        s1, s3 = (s, 1) if stride_on == "1x1" else (1, s)
+        self.conv1 = ConvBNAct(c_in, mid, 1, s1, **bn)
+        self.conv2 = ConvBNAct(mid, mid, 3, s3, groups=groups, **bn)
         self.conv3 = ConvBNAct(mid, c, 1, act="none", **bn)
         self.se = SqueezeExcite(c, ratio=se, act="relu") if se > 0 else None
         self.shortcut = Shortcut(c_in, c, s, **bn)
@@ -247,6 +250,17 @@ class GlobalPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.mean((2, 3), keepdim=True)
+
+
+class Activation(nn.Module):
+    """`act`: an activation alone (NASNet applies a ReLU to the last cell's output before pooling)."""
+
+    def __init__(self, c_in: int, c: int, act: str = "relu", bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+        super().__init__()
+        self.act = make_act(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x)
 
 
 class Linear(nn.Module):
