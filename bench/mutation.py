@@ -1,0 +1,203 @@
+"""Mutation testing: plant small bugs in the core modules and count how many the targeted tests catch.
+
+Each mutant changes one operator or constant in one module (`<` → `<=`, `+` → `-`, `and` → `or`, `n` → `n + 1`,
+`True` → `False`, `not x` → `x`), in a scratch copy of the repository, and runs the tests that should notice it
+(fast tests only, first failure stops). A mutant is *killed* when those tests fail (or time out), *survives* when
+they pass. Sites are sampled with a fixed seed, so two runs plant the same mutants.
+
+    python bench/mutation.py                  # every target, the default sample per module
+    python bench/mutation.py --per-module 4 --only nas/scaling.py
+    python bench/mutation.py --list           # the mutants, without running anything
+
+Survivors that are *equivalent* (the mutated program behaves the same) are listed in EQUIVALENT with a reason and
+left out of the score; every other survivor is a missing test.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# module → the tests that should catch a bug in it
+TARGETS = {
+    "nas/cost/flops.py": ["tests/test_cost.py", "tests/test_zoo.py"],
+    "nas/cost/lut.py": ["tests/test_cost.py"],
+    "nas/scaling.py": ["tests/test_scaling.py"],
+    "nas/dsl/transform.py": ["tests/test_scaling.py", "tests/test_dsl.py"],
+    "nas/dsl/plan.py": ["tests/test_dsl.py", "tests/test_build.py", "tests/test_ops.py", "tests/test_errors.py"],
+    "nas/dsl/resolve.py": ["tests/test_dsl.py", "tests/test_spaces.py"],
+    "nas/export/source.py": ["tests/test_export.py"],
+    "nas/train.py": ["tests/test_train.py"],
+    "nas/data.py": ["tests/test_data.py"],
+}
+# (module, the mutated line's text, mutant description) → why the mutant cannot change behaviour
+EQUIVALENT: dict[tuple[str, str, str], str] = {}
+
+_SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
+          ast.NotEq: ast.Eq, ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is,
+          ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.FloorDiv: ast.Div,
+          ast.Pow: ast.Mult, ast.And: ast.Or, ast.Or: ast.And}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    module: str
+    index: int  # position of the mutated node in ast.walk order
+    line: int
+    description: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        text = (ROOT / self.module).read_text(encoding="utf-8").splitlines()[self.line - 1].strip()
+        return self.module, text, self.description
+
+
+def _skipped_nodes(tree: ast.AST) -> set[int]:
+    """Nodes a mutation would not exercise: docstrings, annotations, decorators."""
+    skipped: set[int] = set()
+
+    def mark(node):
+        skipped.update(id(n) for n in ast.walk(node))
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                mark(body[0])
+            for dec in getattr(node, "decorator_list", []):
+                mark(dec)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for arg in node.args.args + node.args.kwonlyargs + node.args.posonlyargs:
+                if arg.annotation:
+                    mark(arg.annotation)
+            if node.returns:
+                mark(node.returns)
+        if isinstance(node, ast.AnnAssign):
+            mark(node.annotation)
+    return skipped
+
+
+def _describe(node: ast.AST) -> str | None:
+    """What mutating `node` would do, or None when it is not a mutation site."""
+    name = lambda op: type(op).__name__  # noqa: E731
+    if isinstance(node, ast.Compare) and type(node.ops[0]) in _SWAPS:
+        return f"{name(node.ops[0])} → {_SWAPS[type(node.ops[0])].__name__}"
+    if isinstance(node, (ast.BinOp, ast.BoolOp)) and type(node.op) in _SWAPS:
+        return f"{name(node.op)} → {_SWAPS[type(node.op)].__name__}"
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        return "not x → x"
+    if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+        return f"{node.value} → {not node.value}"
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return f"{node.value!r} → {node.value + 1!r}"
+    return None
+
+
+def mutants(module: str) -> list[Mutant]:
+    tree = ast.parse((ROOT / module).read_text(encoding="utf-8"))
+    skipped = _skipped_nodes(tree)
+    found = []
+    for index, node in enumerate(ast.walk(tree)):
+        if id(node) in skipped:
+            continue
+        description = _describe(node)
+        if description:
+            found.append(Mutant(module, index, getattr(node, "lineno", 0), description))
+    return found
+
+
+def mutated_source(mutant: Mutant) -> str:
+    tree = ast.parse((ROOT / mutant.module).read_text(encoding="utf-8"))
+    node = list(ast.walk(tree))[mutant.index]
+    if isinstance(node, ast.Compare):
+        node.ops[0] = _SWAPS[type(node.ops[0])]()
+    elif isinstance(node, (ast.BinOp, ast.BoolOp)):
+        node.op = _SWAPS[type(node.op)]()
+    elif isinstance(node, ast.UnaryOp):
+        for parent in ast.walk(tree):
+            for field, value in ast.iter_fields(parent):
+                if value is node:
+                    setattr(parent, field, node.operand)
+                elif isinstance(value, list) and any(v is node for v in value):
+                    setattr(parent, field, [node.operand if v is node else v for v in value])
+    elif isinstance(node.value, bool):
+        node.value = not node.value
+    else:
+        node.value = node.value + 1
+    return ast.unparse(tree)
+
+
+def run_mutant(mutant: Mutant, scratch: Path, timeout: float) -> tuple[str, float]:
+    """'killed', 'survived' or 'timeout' (counted as killed), and the seconds it took."""
+    target = scratch / mutant.module
+    original = target.read_text(encoding="utf-8")
+    target.write_text(mutated_source(mutant), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(scratch), "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider",
+                               *TARGETS[mutant.module]], cwd=scratch, env=env, capture_output=True, timeout=timeout)
+        verdict = "survived" if proc.returncode == 0 else "killed"
+    except subprocess.TimeoutExpired:
+        verdict = "timeout"
+    finally:
+        target.write_text(original, encoding="utf-8")
+    return verdict, time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--per-module", type=int, default=7, help="mutants sampled per module (default 7)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", action="append", default=None, help="a module of TARGETS (repeatable)")
+    parser.add_argument("--timeout", type=float, default=240.0, help="seconds per mutant's tests")
+    parser.add_argument("--list", action="store_true", help="print the sampled mutants and stop")
+    args = parser.parse_args()
+    modules = args.only or list(TARGETS)
+    unknown = [m for m in modules if m not in TARGETS]
+    if unknown:
+        parser.error(f"not a target: {unknown[0]} (targets: {', '.join(TARGETS)})")
+    rng = random.Random(args.seed)
+    plan = []
+    for module in modules:
+        sites = mutants(module)
+        plan += sorted(rng.sample(sites, min(args.per_module, len(sites))), key=lambda m: m.index)
+    if args.list:
+        for m in plan:
+            print(f"{m.module}:{m.line}  {m.description}")
+        return 0
+    results = []
+    with tempfile.TemporaryDirectory(prefix="nas-mutation-") as tmp:
+        scratch = Path(tmp) / "repo"
+        shutil.copytree(ROOT, scratch, ignore=shutil.ignore_patterns(".git", ".venv", "runs", "__pycache__",
+                                                                     ".pytest_cache", ".hypothesis"))
+        for i, mutant in enumerate(plan, 1):
+            verdict, seconds = run_mutant(mutant, scratch, args.timeout)
+            results.append((mutant, verdict))
+            print(f"[{i}/{len(plan)}] {verdict:8s} {seconds:5.1f}s  {mutant.module}:{mutant.line}  {mutant.description}",
+                  flush=True)
+    equivalent = [(m, v) for m, v in results if v == "survived" and m.key in EQUIVALENT]
+    scored = [(m, v) for m, v in results if (m, v) not in equivalent]
+    killed = sum(v != "survived" for _, v in scored)
+    print(f"\nkilled {killed} of {len(scored)} non-equivalent mutants ({100 * killed / max(1, len(scored)):.0f}%); "
+          f"{len(equivalent)} equivalent left out")
+    for m, _ in equivalent:
+        print(f"  equivalent {m.module}:{m.line}  {m.description} — {EQUIVALENT[m.key]}")
+    for m, v in scored:
+        if v == "survived":
+            print(f"  survived {m.module}:{m.line}  {m.description}    | {m.key[1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
