@@ -11,11 +11,14 @@ def number(flag: str):
         try:
             value = float(text)
         except ValueError:
-            raise SpecError(f"expected a number, got '{text}'", flag) from None
+            raise SpecError(f"expected a number, got '{text[:40]}'", flag) from None
         if not math.isfinite(value):
             raise SpecError(f"expected a finite number, got '{text}'", flag)
         return value
     return parse
+
+
+MAX_INT = 2**31 - 1  # sizes, counts and widths beyond this are no network's; torch indexes would overflow
 
 
 def positive_int(flag: str):
@@ -23,8 +26,26 @@ def positive_int(flag: str):
         try:
             value = int(text)
         except ValueError:
-            raise SpecError(f"expected a positive integer, got '{text}'", flag) from None
-        if value < 1:
-            raise SpecError(f"expected a positive integer, got {value}", flag)
+            raise SpecError(f"expected a positive integer, got '{text[:40]}'", flag) from None
+        if not 1 <= value <= MAX_INT:
+            raise SpecError(f"expected a positive integer up to {MAX_INT}, got {_short(value)}", flag)
         return value
     return parse
+
+
+def seed(flag: str):
+    """A seed NumPy, torch and Python all accept: 0 <= seed < 2^32."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise SpecError(f"expected an integer seed, got '{text[:40]}'", flag) from None
+        if not 0 <= value < 2**32:
+            raise SpecError(f"expected a seed from 0 to 2^32-1, got {_short(value)}", flag)
+        return value
+    return parse
+
+
+def _short(value: int) -> str:
+    text = str(value)
+    return text if len(text) <= 20 else f"{text[:8]}… ({len(text)} digits)"
