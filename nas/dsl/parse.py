@@ -18,12 +18,12 @@ from typing import Any
 import yaml
 
 from nas.dsl.errors import Location, SpecError
+from nas.dsl.limits import MAX_INT
 
 MAX_FILE_BYTES = 2 * 1024 * 1024  # the largest shipped spec is a few KB
 MAX_DEPTH = 64
 MAX_ALIASES = 1000
-MAX_VALUES = 200_000  # scalars, lists and mappings after alias expansion
-MAX_INT = 2**53  # exact in a float; far beyond any width, size or count a network can have
+MAX_VALUES = 20_000  # scalars, lists and mappings after alias expansion
 
 
 class PosDict(dict):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nas.dsl.errors import Location, SpecError, did_you_mean
+from nas.dsl.limits import MAX_CELLS, MAX_INT, check_at_most
 from nas.dsl.ops import OPS, REQUIRED, SAME, OpSchema
 from nas.dsl.parse import PosDict
 
@@ -93,6 +94,7 @@ def _check_kind(op: str, key: str, value: Any, kind: Any, spec: Any) -> Any:
     if not math.isfinite(value):
         raise SpecError(f"{op}: '{key}' must be finite, got {value!r}", where)
     if kind in ("int", "int0"):
+        check_at_most(abs(value), MAX_INT, f"{op}: '{key}'", where)
         if value != int(value):
             raise SpecError(f"{op}: '{key}' must be an integer, got {value!r}", where)
         value = int(value)
@@ -294,9 +296,15 @@ def body_sequence(doc: dict) -> list[tuple[str, float]]:
             raise SpecError(f"'{count}' is not defined in body", loc, f"add {count}: <int> beside 'pattern'")
         if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 0:
             raise SpecError(f"repeat count must be a non-negative integer, got {repeat!r}", loc)
+        check_at_most(len(out) + repeat, MAX_CELLS, "the number of cells", loc)
         reduce = doc["cells"][name]["reduce"]
         if scale is not None:
-            mult = float(scale)
+            try:
+                mult = float(scale)
+            except ValueError:
+                raise SpecError(f"cannot read the width multiplier '@{scale}'", loc, "write e.g. reduction@0.5") from None
+            if not 0 < mult <= 64:
+                raise SpecError(f"width multiplier '@{scale}' must be in (0, 64]", loc)
         elif reduce and seen_cell:
             mult *= 2
         seen_cell = True
