@@ -26,6 +26,7 @@ from nas.runs import RunDir
 
 CHECKPOINT = "checkpoint.pt"
 LIMITS = {"epochs": 1_000_000, "batch_size": 1_000_000, "eval_batch_size": 1_000_000}
+MAX_RATE = 1e6  # learning rate, weight decay, warm-up: far above any use, far below float32 overflow
 
 
 @dataclass
@@ -59,12 +60,12 @@ class TrainConfig:
                                 f"--{name.replace('_', '-')}")
         if not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):
             raise SpecError(f"seed must be an integer from 0 to 2^32-1, got {self.seed!r}", "--seed")
-        if not 0 < self.lr < math.inf:
-            raise SpecError(f"learning rate must be > 0, got {self.lr}", "--lr")
+        if not 0 < self.lr <= MAX_RATE:
+            raise SpecError(f"learning rate must be in (0, {MAX_RATE:g}], got {self.lr}", "--lr")
         for name, flag in (("weight_decay", "--weight-decay"), ("warmup_epochs", "--warmup"),
                            ("momentum", "momentum")):
-            if not 0 <= getattr(self, name) < math.inf:
-                raise SpecError(f"{name.replace('_', ' ')} must be a finite number ≥ 0, got {getattr(self, name)}",
+            if not 0 <= getattr(self, name) <= MAX_RATE:
+                raise SpecError(f"{name.replace('_', ' ')} must be in [0, {MAX_RATE:g}], got {getattr(self, name)}",
                                 flag)
         if not 0 <= self.label_smoothing < 1:
             raise SpecError(f"label smoothing must be in [0, 1), got {self.label_smoothing}", "--label-smoothing")
