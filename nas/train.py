@@ -12,6 +12,7 @@ import math
 import os
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -206,7 +207,9 @@ def _safe_load(path: Path, what: str):
     if path.stat().st_size == 0:
         raise SpecError(f"the {what} file is empty", str(path), "was its writer killed? use an earlier one")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on odd files would come before our one-line error
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
         raise SpecError(f"not a {what} file, or a damaged or unsafe one", str(path),
                         f"expected a file torch.save wrote ({type(err).__name__})") from None
