@@ -311,9 +311,10 @@ def _npz(root):
         problem = "not a regular file" if path.exists() else "no such file"
         raise SpecError(problem, str(path), "an .npz with arrays x (images) and y (labels)")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not hasattr(archive, "files"):
-                raise SpecError("not an .npz archive (a single array?)", str(path), "save with np.savez(x=..., y=...)")
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):  # a lone .npy array
+            raise SpecError("not an .npz archive (a single array?)", str(path), "save with np.savez(x=..., y=...)")
+        with archive:
             missing = [k for k in ("x", "y") if k not in archive.files]
             if missing:
                 raise SpecError(f"missing array '{missing[0]}'", str(path), f"found: {', '.join(archive.files)}")
