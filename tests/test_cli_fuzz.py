@@ -37,7 +37,7 @@ def _options() -> dict[str, list]:
                  if a.option_strings and not set(a.option_strings) & SKIP]
         positionals = [a for a in sub._actions if not a.option_strings
                        and a.__class__.__name__ != "_SubParsersAction"]
-        if prefix:
+        if prefix and prefix != ["zoo"]:  # plain `nas zoo` counts the whole zoo: long work, like --table
             commands[" ".join(prefix)] = (flags, len(positionals))
 
     walk([], parser)

@@ -2,20 +2,7 @@
 from __future__ import annotations
 
 from nas.cli._args import positive_int
-
-
-def _seed(flag: str):
-    def parse(text: str) -> int:
-        from nas.dsl.errors import SpecError
-
-        try:
-            value = int(text)
-        except ValueError:
-            raise SpecError(f"expected an integer seed, got '{text}'", flag) from None
-        if value < 0:
-            raise SpecError(f"expected a seed >= 0, got {value}", flag)
-        return value
-    return parse
+from nas.cli._args import seed as _seed
 
 
 def _export(args) -> int:
