@@ -186,7 +186,8 @@ class _ArraysOnly(pickle.Unpickler):
 def _unpickle(data: bytes, source: str) -> dict:
     try:
         return _ArraysOnly(io.BytesIO(data), encoding="bytes").load()
-    except Exception as err:  # a corrupt or hostile archive is a user-input problem
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            OverflowError) as err:  # what a corrupt or hostile pickle raises; anything else is our bug
         raise SpecError(f"cannot read {source}: {err}", source, "re-download the archive") from None
 
 

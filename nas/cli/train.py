@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -156,7 +157,9 @@ def _eval(args) -> int:
     load_weights(args.weights, model)
     device = pick_device(args.device)
     loss, acc = evaluate(model.to(device), *getattr(data, args.split), device=device)
-    print(json.dumps({"arch": arch.name, "data": data.name, "split": args.split, "loss": loss, "accuracy": acc}))
+    finite = {"loss": loss, "accuracy": acc}
+    finite = {k: v if math.isfinite(v) else None for k, v in finite.items()}  # an empty split: null, not NaN
+    print(json.dumps({"arch": arch.name, "data": data.name, "split": args.split, **finite}, allow_nan=False))
     return 0
 
 
