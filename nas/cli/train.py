@@ -80,7 +80,8 @@ def _open_run(args):
 
 def _train(args) -> int:
     if args.arch is None and not args.resume:
-        raise SpecError("no architecture given", "nas train", "give ARCH (a YAML file or zoo name), or --resume RUN_DIR")
+        raise SpecError("no architecture given", "nas train",
+                        "give ARCH (a YAML file or zoo name), or --resume RUN_DIR")
     if args.resume:
         with _open_run(args) as run:  # locked before its config is read: no other writer can change it
             _restore_args(args, run.path)
@@ -138,7 +139,8 @@ def _train_in(args, run, prepared=None) -> int:
                            resume=bool(args.resume), on_step=on_step)
     run.write_json("metrics.json", result.as_dict())
     if result.status == "nan" or not finite_state(model):  # never replace good weights with NaN ones
-        out.print(f"[red]stopped: the loss became NaN at epoch {result.final['epoch']}[/red] (try a lower --lr); "
+        out.print(f"[red]stopped: the loss or the weights became NaN at epoch {result.final['epoch']}[/red] "
+                  f"(try a lower --lr); "
                   f"weights.pt not written, checkpoint.pt holds the last good epoch")
         return 1
     run.save_torch("weights.pt", model.state_dict())

@@ -310,7 +310,8 @@ def body_sequence(doc: dict) -> list[tuple[str, float]]:
             try:
                 mult = float(scale)
             except ValueError:
-                raise SpecError(f"cannot read the width multiplier '@{scale}'", loc, "write e.g. reduction@0.5") from None
+                raise SpecError(f"cannot read the width multiplier '@{scale}'", loc,
+                                "write e.g. reduction@0.5") from None
             if not 0 < mult <= 64:
                 raise SpecError(f"width multiplier '@{scale}' must be in (0, 64]", loc)
         elif reduce and seen_cell:
