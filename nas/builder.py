@@ -136,6 +136,9 @@ def build(arch: Arch, seed: int | None = None) -> Network:
         raise SpecError(f"'{arch.name}' is a search space with {len(arch.choices())} choices", arch.file,
                         "resolve it first: space.resolve(space.sample(seed))")
     plan = arch.plan() if isinstance(arch, Arch) else None
+    from nas.budget import check_budget
+
+    check_budget(plan, str(arch.file))  # too large for this machine: refused before anything is allocated
     if seed is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

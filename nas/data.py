@@ -15,6 +15,8 @@ import os
 import pickle
 import tarfile
 import urllib.request
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nas.data_checks import check_bytes, check_cifar_batch, check_images, check_labels, check_memory, check_splits
 from nas.dsl.errors import SpecError, did_you_mean
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder", "npz")
@@ -35,6 +38,7 @@ CIFAR = {
                  "train": ["train"], "test": ["test"], "label": b"fine_labels", "classes": 100},
 }
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+MAX_IMAGE_PIXELS = 50_000_000  # per image file; a larger one is a decompression bomb more often than a photo
 
 
 @dataclass
@@ -83,6 +87,7 @@ def load_dataset(name: str = "digits", size: int = 32, root: str | os.PathLike |
     for what, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0 <= value < 1:
             raise SpecError(f"{what} must be in [0, 1), got {value}")
+    source = str(root) if root is not None and name != "digits" else name
     if name == "digits":
         x, y, classes = _digits()
         parts = _split(x, y, val_fraction, test_fraction, seed)
@@ -96,6 +101,8 @@ def load_dataset(name: str = "digits", size: int = 32, root: str | os.PathLike |
     else:
         x, y, classes = _npz(root)
         parts = _split(x, y, val_fraction, test_fraction, seed)
+    check_splits(parts, source)
+    check_memory(sum(len(p[1]) for p in parts), channels or parts[0][0].shape[1], size, source)
     return _finish(name, parts, classes, size, channels)
 
 
@@ -179,7 +186,8 @@ class _ArraysOnly(pickle.Unpickler):
 def _unpickle(data: bytes, source: str) -> dict:
     try:
         return _ArraysOnly(io.BytesIO(data), encoding="bytes").load()
-    except Exception as err:  # a corrupt or hostile archive is a user-input problem
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            OverflowError) as err:  # what a corrupt or hostile pickle raises; anything else is our bug
         raise SpecError(f"cannot read {source}: {err}", source, "re-download the archive") from None
 
 
@@ -249,8 +257,9 @@ def _cifar_arrays(info: dict, read, source: str):
         xs, ys = [], []
         for member in members:
             entry = _unpickle(read(member), f"{source}/{member}")
-            xs.append(np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(entry[info["label"]], dtype=np.int64))
+            x, y = check_cifar_batch(entry, info["label"], info["classes"], f"{source}/{member}")
+            xs.append(x)
+            ys.append(y)
         return np.concatenate(xs), np.concatenate(ys)
 
     return batch(info["train"]), batch(info["test"]), info["classes"]
@@ -279,10 +288,16 @@ def _image_folder(root, size: int, channels: int):
                             f"supported: {', '.join(IMAGE_SUFFIXES)}")
         for path in files:
             try:
-                with Image.open(path) as image:
-                    image = image.convert(mode).resize((size, size), Image.BILINEAR)
-                    array = np.asarray(image, dtype=np.uint8)
-            except (UnidentifiedImageError, OSError) as err:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    with Image.open(path) as image:
+                        if image.width * image.height > MAX_IMAGE_PIXELS:  # checked before decoding
+                            raise SpecError(f"image is {image.width}×{image.height} pixels, over the limit of "
+                                            f"{MAX_IMAGE_PIXELS:,}", str(path), "shrink it first")
+                        image = image.convert(mode).resize((size, size), Image.BILINEAR)
+                        array = np.asarray(image, dtype=np.uint8)
+            except (UnidentifiedImageError, OSError, Image.DecompressionBombError,
+                    Image.DecompressionBombWarning) as err:
                 raise SpecError(f"cannot read image: {err}", str(path)) from None
             xs.append(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
             ys.append(label)
@@ -293,29 +308,26 @@ def _npz(root):
     if root is None:
         raise SpecError("npz needs a file", "--data-root", "an .npz with arrays x (images) and y (labels)")
     path = Path(root)
-    if not path.is_file():
-        raise SpecError("no such file", str(path), "an .npz with arrays x (images) and y (labels)")
+    if not path.is_file():  # also a pipe or a device, which np.load would read forever
+        problem = "not a regular file" if path.exists() else "no such file"
+        raise SpecError(problem, str(path), "an .npz with arrays x (images) and y (labels)")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):  # a lone .npy array
+            raise SpecError("not an .npz archive (a single array?)", str(path), "save with np.savez(x=..., y=...)")
+        with archive:
             missing = [k for k in ("x", "y") if k not in archive.files]
             if missing:
                 raise SpecError(f"missing array '{missing[0]}'", str(path), f"found: {', '.join(archive.files)}")
+            unpacked = sum(archive.zip.getinfo(f"{k}.npy").file_size for k in ("x", "y"))
+            check_bytes(unpacked, "the arrays", str(path), "a smaller data set")  # a zip bomb, before reading
             x, y = archive["x"], archive["y"]
-    except (ValueError, OSError) as err:
-        raise SpecError(f"cannot read .npz: {err}", str(path)) from None
-    if len(x) != len(y):
-        raise SpecError(f"x has {len(x)} images but y has {len(y)} labels", str(path), "they must match")
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
-        raise SpecError("y must be a 1-D array of non-negative integer labels", str(path))
-    if x.ndim == 3:
-        x = x[:, None]
-    elif x.ndim == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
-        x = x.transpose(0, 3, 1, 2)
-    elif x.ndim != 4:
-        raise SpecError(f"x must be N×H×W, N×H×W×C or N×C×H×W, got shape {x.shape}", str(path))
-    if x.dtype != np.uint8:
-        x = x.astype(np.float32)
-    return np.ascontiguousarray(x), y.astype(np.int64), int(y.max()) + 1 if len(y) else 0
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        raise SpecError(f"cannot read .npz: {str(err).splitlines()[0] if str(err) else type(err).__name__}",
+                        str(path), "an .npz with arrays x (images) and y (labels), no pickled objects") from None
+    x = check_images(x, str(path))
+    y = check_labels(y, len(x), str(path))
+    return x, y, int(y.max()) + 1 if len(y) else 0
 
 
 # -- batches -------------------------------------------------------------------------------------------------

@@ -108,6 +108,9 @@ class ScaleReport:
                 "stages": [{"part": p, "op": op, "c": c1, "n": n1} for p, op, _, c1, _, n1 in r.rows()]}
 
 
+MAX_MULTIPLIER = 100.0  # depth, width or resolution: EfficientNet-B7 is at 3.1 / 2.0 / 2.7
+
+
 def _repeats(row: dict) -> int:
     return len(row["layers"]) if "layers" in row else row.get("n", 1)
 
@@ -128,7 +131,11 @@ def coefficients(base: Space, alpha: float | None = None, beta: float | None = N
 def multipliers(phi: float, alpha: float, beta: float, gamma: float) -> Multipliers:
     if not phi >= 0:
         raise SpecError(f"φ must be ≥ 0, got {phi:g}", "--phi", "φ = 0 is the base; each +1 about doubles FLOPs")
-    return Multipliers(alpha ** phi, beta ** phi, gamma ** phi)
+    try:
+        return Multipliers(alpha ** phi, beta ** phi, gamma ** phi)
+    except OverflowError:
+        raise SpecError(f"φ = {phi:g} overflows α^φ, β^φ or γ^φ", "--phi",
+                        f"each multiplier must stay ≤ {MAX_MULTIPLIER:g}") from None
 
 
 def round_resolution(size: float, multiple: int = RESOLUTION_MULTIPLE) -> int:
@@ -154,6 +161,9 @@ def apply(base: Space, m: Multipliers, divisor: int | None = None, size: int | N
     for name, value in (("depth", m.depth), ("width", m.width), ("resolution", m.resolution)):
         if not value > 0:
             raise SpecError(f"{name} multiplier must be > 0, got {value:g}", f"--{name}")
+        if not value <= MAX_MULTIPLIER:  # also NaN and inf; beyond it no machine could build the result
+            raise SpecError(f"{name} multiplier is {value:.4g}, above the limit of {MAX_MULTIPLIER:g}", f"--{name}",
+                            "use a smaller φ or multiplier")
     divisor = divisor or int((base.doc.get("scaling") or {}).get("divisor", 8))
     arch = base
     if m.width != 1:

@@ -12,6 +12,7 @@ import math
 import os
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -22,8 +23,11 @@ from torch import nn
 
 from nas.data import Dataset, Split, batches
 from nas.dsl.errors import SpecError
+from nas.runs import RunDir
 
 CHECKPOINT = "checkpoint.pt"
+LIMITS = {"epochs": 1_000_000, "batch_size": 1_000_000, "eval_batch_size": 1_000_000}
+MAX_RATE = 1e6  # learning rate, weight decay, warm-up: far above any use, far below float32 overflow
 
 
 @dataclass
@@ -51,10 +55,23 @@ class TrainConfig:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise SpecError(f"{name} must be a positive integer, got {getattr(self, name)!r}",
                                 f"--{name.replace('_', '-')}")
-        if not self.lr > 0:
-            raise SpecError(f"learning rate must be > 0, got {self.lr}", "--lr")
-        if not 0 <= self.label_smoothing < 1 or not 0 <= self.drop_path < 1:
-            raise SpecError("label smoothing and drop-path rates must be in [0, 1)")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(self, name) > LIMITS[name]:
+                raise SpecError(f"{name} must be at most {LIMITS[name]}, got {getattr(self, name)}",
+                                f"--{name.replace('_', '-')}")
+        if not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):
+            raise SpecError(f"seed must be an integer from 0 to 2^32-1, got {self.seed!r}", "--seed")
+        if not 0 < self.lr <= MAX_RATE:
+            raise SpecError(f"learning rate must be in (0, {MAX_RATE:g}], got {self.lr}", "--lr")
+        for name, flag in (("weight_decay", "--weight-decay"), ("warmup_epochs", "--warmup"),
+                           ("momentum", "momentum")):
+            if not 0 <= getattr(self, name) <= MAX_RATE:
+                raise SpecError(f"{name.replace('_', ' ')} must be in [0, {MAX_RATE:g}], got {getattr(self, name)}",
+                                flag)
+        if not 0 <= self.label_smoothing < 1:
+            raise SpecError(f"label smoothing must be in [0, 1), got {self.label_smoothing}", "--label-smoothing")
+        if not 0 <= self.drop_path < 1:
+            raise SpecError(f"drop-path rate must be in [0, 1), got {self.drop_path}", "--drop-path")
 
 
 @dataclass
@@ -181,44 +198,105 @@ def save_atomic(obj, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
-def load_weights(path: str | os.PathLike, model: nn.Module | None = None) -> dict:
-    """A state_dict file, loaded safely (`weights_only=True`); with `model`, loaded into it."""
+def _safe_load(path: Path, what: str):
+    """torch.load(weights_only=True) of a regular, non-empty file; a damaged or hostile one is a SpecError."""
     import pickle
 
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError("no such weights file", str(path))
+    if not path.is_file():  # also refuses pipes and devices, which would block or never end
+        raise SpecError(f"no such {what} file", str(path))
+    if path.stat().st_size == 0:
+        raise SpecError(f"the {what} file is empty", str(path), "was its writer killed? use an earlier one")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
-        raise SpecError("not a weights file, or one that is unsafe to load", str(path),
-                        f"expected a state_dict saved with torch.save ({type(err).__name__})") from None
+        with warnings.catch_warnings():  # torch's notes on odd files would come before our one-line error
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
+        raise SpecError(f"not a {what} file, or a damaged or unsafe one", str(path),
+                        f"expected a file torch.save wrote ({type(err).__name__})") from None
+
+
+def check_state(state, model: nn.Module, where: str) -> None:
+    """A state_dict that fits `model`, key for key and shape for shape, before anything is loaded."""
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise SpecError("not a state_dict", where, "expected a mapping of parameter names to tensors")
+    expected = model.state_dict()
+    missing, unexpected = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
+    if missing or unexpected:
+        detail = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
+        raise SpecError(f"weights do not fit the architecture ({len(missing)} missing, {len(unexpected)} "
+                        f"unexpected: {detail})", where, "were they trained with this architecture and dataset?")
+    for key, tensor in expected.items():
+        if state[key].shape != tensor.shape:
+            raise SpecError(f"weights do not fit the architecture: {key} is {tuple(state[key].shape)}, the "
+                            f"architecture needs {tuple(tensor.shape)}", where,
+                            "were they trained with this architecture and dataset?")
+
+
+def finite_state(model: nn.Module) -> bool:
+    """True when every floating-point parameter and buffer is finite (no NaN, no inf)."""
+    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
+
+
+def load_weights(path: str | os.PathLike, model: nn.Module | None = None) -> dict:
+    """A state_dict file, loaded safely (`weights_only=True`); with `model`, checked against it and loaded."""
+    path = Path(path)
+    state = _safe_load(path, "weights")
     if not isinstance(state, dict):
         raise SpecError("not a state_dict", str(path), "expected a mapping of parameter names to tensors")
     if model is not None:
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as err:
-            detail = " ".join(line.strip() for line in str(err).splitlines()[1:2])[:160]
-            raise SpecError(f"weights do not fit the architecture: {detail}", str(path),
-                            "were they trained with this architecture and dataset?") from None
+        check_state(state, model, str(path))
+        model.load_state_dict(state)
     return state
 
 
-def load_checkpoint(run_dir: Path) -> dict:
+CHECKPOINT_KEYS = {"model": dict, "optimizer": dict, "scheduler": dict, "epoch": int, "history": list, "rng": dict}
+
+
+def load_checkpoint(run_dir: Path, model: nn.Module | None = None) -> dict:
+    """The run's checkpoint, its keys, types and (with `model`) weight shapes checked before any is used."""
     path = Path(run_dir) / CHECKPOINT
-    if not path.is_file():
+    if not path.exists():
         raise SpecError("no checkpoint to resume from", str(path), "start without --resume")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    state = _safe_load(path, "checkpoint")
+    where = str(path)
+    if not isinstance(state, dict):
+        raise SpecError("not a checkpoint (expected a mapping)", where)
+    for key, kind in CHECKPOINT_KEYS.items():
+        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            raise SpecError(f"damaged checkpoint: '{key}' is missing or not a {kind.__name__}", where)
+    if state["epoch"] < 0 or len(state["history"]) != state["epoch"] or not all(
+            isinstance(h, str) for h in state["history"]):
+        raise SpecError("damaged checkpoint: its epoch and history disagree", where)
+    if model is not None:
+        check_state(state["model"], model, where)
+    return state
+
+
+def _restore(state: dict, model, optimizer, scheduler, generator, where: str) -> list[dict]:
+    """Load a checked checkpoint; what the checks cannot see (optimizer groups, RNG layout) fails here."""
+    try:
+        history = [json.loads(h) for h in state["history"]]
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _restore_rng(state["rng"], generator)
+    except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as err:
+        raise SpecError(f"the checkpoint does not fit this run ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0][:120]})", where, "start a new run") from None
+    if not all(isinstance(h, dict) for h in history):
+        raise SpecError("damaged checkpoint: bad history", where)
+    return history
 
 
 def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None,
-          callback: Callable[[dict], object] | None = None, run_dir: str | os.PathLike | None = None,
+          callback: Callable[[dict], object] | None = None, run_dir: "str | os.PathLike | RunDir | None" = None,
           resume: bool = False, on_step: Callable[[int, int], None] | None = None) -> TrainResult:
     """Train `model` on `data.train`, validate each epoch on `data.val`, test once at the end.
 
     `callback(metrics)` runs after every epoch; returning False stops the run (status "stopped").
-    `on_step(step, steps_per_epoch)` is for progress bars.
+    `on_step(step, steps_per_epoch)` is for progress bars. `run_dir`, a `nas.runs.RunDir` (or a plain folder),
+    receives a checkpoint after every epoch.
     """
     config = config or TrainConfig()
     config.check()
@@ -238,19 +316,16 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None,
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     history: list[dict] = []
     start_epoch = 0
-    folder = Path(run_dir) if run_dir is not None else None
-    if folder is not None:
+    run = run_dir if isinstance(run_dir, RunDir) else None
+    folder = run.path if run is not None else Path(run_dir) if run_dir is not None else None
+    if folder is not None and run is None:
         folder.mkdir(parents=True, exist_ok=True)
     if resume:
         if folder is None:
             raise SpecError("resuming needs a run folder")
-        state = load_checkpoint(folder)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history = [json.loads(h) for h in state["history"]]
+        state = load_checkpoint(folder, model)
+        history = _restore(state, model, optimizer, scheduler, generator, str(folder / CHECKPOINT))
         start_epoch = state["epoch"]
-        _restore_rng(state["rng"], generator)
     status = "ok"
     for epoch in range(start_epoch, config.epochs):
         model.train()
@@ -291,10 +366,13 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None,
                    "seconds": seconds, "images_per_s": seen / seconds if seconds else float("nan")}
         history.append(metrics)
         if folder is not None:
-            save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                           "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
-                          "history": [json.dumps(h) for h in history], "rng": _rng_state(generator)},
-                         folder / CHECKPOINT)
+                          "history": [json.dumps(h) for h in history], "rng": _rng_state(generator)}
+            if run is not None:
+                run.save_torch(CHECKPOINT, checkpoint)
+            else:
+                save_atomic(checkpoint, folder / CHECKPOINT)
         if callback is not None and callback(metrics) is False:
             status = "stopped"
             break

@@ -166,7 +166,7 @@ def test_npz_layouts_and_errors(tmp_path):
         assert data.classes == 3 and data.train.x.shape[-2:] == (8, 8)
     bad = tmp_path / "bad.npz"
     np.savez(bad, x=np.zeros((5, 8, 8)), y=np.zeros(4, dtype=np.int64))
-    with pytest.raises(SpecError, match="x has 5 images but y has 4 labels"):
+    with pytest.raises(SpecError, match="5 images but 4 labels"):
         load_dataset("npz", root=bad)
     np.savez(bad, images=np.zeros((5, 8, 8)))
     with pytest.raises(SpecError, match="missing array 'x'"):

@@ -286,7 +286,7 @@ def test_cli_export_from_a_run_folder(layout, tmp_path, capsys):
     (["export", "b0", "--weights", "{tmp}/none.pt", "-o", "{tmp}/o"], "no such weights file"),
     (["export", "b0", "--weights", "{weights}", "-o", "{tmp}/o"], "do not fit"),
     (["export", "b0", "--weights", "{file}", "-o", "{tmp}/o"], "not a weights file"),
-    (["export", "b0", "-o", "{file}/sub"], "cannot write there"),
+    (["export", "b0", "-o", "{file}/sub"], "under a file"),
     (["export", "{tmp}", "-o", "{tmp}/o"], "not a run folder"),
 ])
 def test_cli_bad_input(argv, fragment, tmp_path, capsys, monkeypatch):

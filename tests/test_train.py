@@ -15,6 +15,7 @@ import nas
 from nas.cli import main
 from nas.data import Dataset, Split, load_dataset
 from nas.dsl import SpecError
+from nas.runs import RunDir
 from nas.train import TrainConfig, evaluate, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,7 +203,7 @@ def test_cli_bad_input(argv, fragment, tmp_path, capsys, monkeypatch):
     arch = tmp_path / "small.yaml"
     arch.write_text(SMALL)
     half = tmp_path / "half"  # a run killed before its first checkpoint
-    half.mkdir()
+    RunDir.create(half).close()
     (half / "config.json").write_text(json.dumps({"args": {"arch": str(arch), "epochs": 1, "size": 16}}))
     (half / "arch.yaml").write_text(SMALL)
     (tmp_path / "junk.tar.gz").write_bytes(b"not an archive")

@@ -2,28 +2,22 @@
 from __future__ import annotations
 
 from nas.cli._args import positive_int
-
-
-def _seed(flag: str):
-    def parse(text: str) -> int:
-        from nas.dsl.errors import SpecError
-
-        try:
-            value = int(text)
-        except ValueError:
-            raise SpecError(f"expected an integer seed, got '{text}'", flag) from None
-        if value < 0:
-            raise SpecError(f"expected a seed >= 0, got {value}", flag)
-        return value
-    return parse
+from nas.cli._args import seed as _seed
 
 
 def _export(args) -> int:
+    from pathlib import Path
+
+    from nas.dsl.errors import SpecError
     from nas.export import export, parse_formats, resolve_source, safe_text
     from nas.report import console
+    from nas.runs import is_within
 
     formats = parse_formats(args.format)
     arch, run_weights = resolve_source(args.source)
+    if Path(args.source).is_dir() and is_within(args.output, args.source):
+        raise SpecError("refusing to export into the run folder it reads", args.output,
+                        f"choose an -o outside {args.source}")
     if args.input_size:
         arch = arch.with_input(size=args.input_size)
     if args.sample is not None and arch.choices():
@@ -31,7 +25,8 @@ def _export(args) -> int:
     weights = args.weights or run_weights
     out = console()
     written = export(arch, args.output, formats, class_name=args.class_name, weights=weights, seed=args.seed,
-                     log=None if args.quiet else (lambda line: out.print(line, markup=False, highlight=False)))
+                     log=None if args.quiet else (lambda line: out.print(line, markup=False, highlight=False)),
+                     overwrite=args.overwrite)
     summary = f"{safe_text(arch.name)}: {len(written)} file(s) in {args.output}"
     if "py" in written:
         lines = written["py"].read_text(encoding="utf-8").count("\n")
@@ -52,6 +47,7 @@ def register(sub) -> None:
     parser.add_argument("--format", default="py,yaml,weights",
                         help=f"comma-separated: {','.join(FORMATS)} (default py,yaml,weights)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="folder to write into")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT_DIR")
     parser.add_argument("--class-name", default="Net", metavar="NAME",
                         help="name of the exported nn.Module class (default Net)")
     parser.add_argument("--weights", default=None, metavar="W",

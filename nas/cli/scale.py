@@ -20,8 +20,26 @@ def _base(args):
     return check_base(load(resolve_source(args.base)))
 
 
+def _check_output(flag: str, path: str | None) -> None:
+    """An output file path that cannot be written is refused before the (possibly long) scaling runs."""
+    from pathlib import Path
+
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise SpecError("is a folder, expected a file path", flag, f"e.g. {Path(path) / 'scaled.yaml'}")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SpecError(f"'{parent}' is a file, so '{path}' cannot be created", flag)
+            break
+
+
 def _check_flags(args) -> None:
     """Flags that would be silently ignored are errors instead."""
+    _check_output("-o", args.output)
+    _check_output("--py", args.py)
     dims = [d for d in _ONE_DIMENSION if getattr(args, d) is not None]
     if args.table:
         clash = [flag for flag, given in (("--phi", args.phi is not None), ("--official", args.official),

@@ -40,7 +40,7 @@ def _show(args) -> int:
                   + (f" — {escape(space.doc['description'])}" if "description" in space.doc else ""))
     shape = space.doc["input"]
     console.print(f"input {shape['channels']}×{shape['size']}×{shape['size']}, {space.doc['classes']} classes, "
-                  f"{len(choices)} choices, space size {space.size():.4g}")
+                  f"{len(choices)} choices, space size {_magnitude(space.size())}")
     console.print(space_summary(space))
     if choices and args.sample is None:
         names = list(choices)
@@ -109,3 +109,11 @@ def register(sub) -> None:
     count.add_argument("--device", type=_device, default="auto", help="torch device for --latency (default auto)")
     count.add_argument("--json", action="store_true", help="print one JSON object")
     count.set_defaults(func=_count)
+
+
+def _magnitude(size: int) -> str:
+    """An exact integer as 4 significant digits, even beyond a float's range (1e308)."""
+    if size < 10**300:
+        return f"{size:.4g}"
+    digits = str(size)
+    return f"{digits[0]}.{digits[1:4]}e+{len(digits) - 1}"

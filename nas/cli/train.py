@@ -2,12 +2,20 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
 from nas.cli._args import number as _number
 from nas.cli._args import positive_int as _positive_int
+from nas.cli._args import seed as _seed
 from nas.dsl.errors import SpecError
+
+# What config.json records, and the type each must have when a run is resumed (the file may be damaged).
+SAVED_ARGS = {"arch": str, "data": str, "size": int, "data_root": (str, type(None)), "channels": (int, type(None)),
+              "epochs": int, "batch_size": int, "lr": (int, float), "optimizer": str, "weight_decay": (int, float),
+              "warmup": (int, float), "label_smoothing": (int, float), "drop_path": (int, float), "augment": bool,
+              "device": str, "seed": int}
 
 
 def _arch_for(source: str, data):
@@ -37,39 +45,76 @@ def _config(args):
                        drop_path=args.drop_path, augment=args.augment, device=args.device, seed=args.seed)
 
 
-def _train(args) -> int:
-    import nas
-    from nas.report import console
-    from nas.train import check_input, pick_device, save_atomic, train
+def _restore_args(args, run_dir: Path) -> None:
+    """The interrupted run's settings from its config.json, each checked, so the result is the same."""
+    from nas.runs import read_json
 
-    out = console()
+    saved = run_dir / "config.json"
+    if not saved.is_file():
+        raise SpecError("no config.json in the run folder", str(saved), "resume a folder `nas train` wrote")
+    config = read_json(saved)
+    if not isinstance(config, dict) or not isinstance(config.get("args"), dict):
+        raise SpecError("config.json must be an object with 'args'", str(saved), "the file is damaged")
+    for key, value in config["args"].items():
+        kind = SAVED_ARGS.get(key)
+        if kind is None:
+            raise SpecError(f"config.json has an unknown setting '{key}'", str(saved), "the file is damaged")
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise SpecError(f"config.json: '{key}' has the wrong type ({type(value).__name__})", str(saved),
+                            "the file is damaged")
+        setattr(args, key, value)
+    args.arch = str(run_dir / "arch.yaml")  # the architecture it trained, even if the source moved since
+
+
+def _open_run(args):
+    from nas.runs import RunDir
+
     if args.resume:
-        run_dir = Path(args.resume)
-        saved = run_dir / "config.json"
-        if not saved.is_file():
-            raise SpecError("not a run folder (no config.json)", str(run_dir), "resume a folder `nas train` wrote")
-        for key, value in json.loads(saved.read_text())["args"].items():
-            setattr(args, key, value)  # the interrupted run's settings, so the result is the same
-        args.arch = str(run_dir / "arch.yaml")  # the architecture it trained, even if the source moved since
-    else:
-        if args.arch is None:
-            raise SpecError("no architecture given", "nas train",
-                            "give ARCH (a YAML file or zoo name), or --resume RUN_DIR")
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(args.output or f"runs/train-{Path(args.arch).stem}-{stamp}")
+        if args.output or args.overwrite:
+            raise SpecError("--resume continues RUN_DIR in place", "--resume", "drop -o and --overwrite")
+        return RunDir.create(args.resume, kind="train", resume=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return RunDir.create(args.output or f"runs/train-{Path(args.arch).stem}-{stamp}", kind="train",
+                         overwrite=args.overwrite)
+
+
+def _train(args) -> int:
+    if args.arch is None and not args.resume:
+        raise SpecError("no architecture given", "nas train",
+                        "give ARCH (a YAML file or zoo name), or --resume RUN_DIR")
+    if args.resume:
+        with _open_run(args) as run:  # locked before its config is read: no other writer can change it
+            _restore_args(args, run.path)
+            return _train_in(args, run)
+    data, arch, model = _prepare(args)  # bad input fails before the run folder exists
+    with _open_run(args) as run:
+        run.write_json("config.json", {"args": {key: getattr(args, key) for key in SAVED_ARGS}})
+        import nas
+
+        run.write_text("arch.yaml", nas.dumps(arch, header=f"trained by `nas train` on {data.name}"))
+        return _train_in(args, run, (data, arch, model))
+
+
+def _prepare(args):
+    import nas
+    from nas.train import check_input, pick_device
+
+    _config(args).check()
     device = pick_device(args.device)
     data = _dataset(args)
     arch = _arch_for(args.arch, data)
-    _config(args).check()
     model = nas.build(arch, seed=args.seed)
     check_input(model.to(device), data, device)  # a size the network cannot take fails before anything is written
-    if not args.resume:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        saved_args = {k: getattr(args, k) for k in ("arch", "data", "size", "data_root", "channels", "epochs",
-                                                    "batch_size", "lr", "optimizer", "weight_decay", "warmup",
-                                                    "label_smoothing", "drop_path", "augment", "device", "seed")}
-        (run_dir / "config.json").write_text(json.dumps({"args": saved_args}, indent=2))
-        nas.dump(arch, run_dir / "arch.yaml", header=f"trained by `nas train` on {data.name}")
+    return data, arch, model
+
+
+def _train_in(args, run, prepared=None) -> int:
+    from nas.report import console
+    from nas.train import finite_state, train
+
+    out = console()
+    data, arch, model = prepared or _prepare(args)
+    run_dir = run.path
     out.print(f"{arch.name} on {data.describe()} → {run_dir}", markup=False, highlight=False)
 
     def report(metrics: dict) -> None:
@@ -79,7 +124,7 @@ def _train(args) -> int:
                       f"lr {metrics['lr']:.4g}  {metrics['images_per_s']:.0f} img/s")
 
     if args.quiet:
-        result = train(model, data, _config(args), callback=report, run_dir=run_dir, resume=bool(args.resume))
+        result = train(model, data, _config(args), callback=report, run_dir=run, resume=bool(args.resume))
     else:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -90,13 +135,15 @@ def _train(args) -> int:
             def on_step(step: int, steps: int) -> None:
                 progress.update(task, completed=step, total=steps)
 
-            result = train(model, data, _config(args), callback=report, run_dir=run_dir,
+            result = train(model, data, _config(args), callback=report, run_dir=run,
                            resume=bool(args.resume), on_step=on_step)
-    save_atomic(model.state_dict(), run_dir / "weights.pt")
-    (run_dir / "metrics.json").write_text(json.dumps(result.as_dict(), indent=2))
-    if result.status == "nan":
-        out.print(f"[red]stopped: the loss became NaN at epoch {result.final['epoch']}[/red] (try a lower --lr)")
+    run.write_json("metrics.json", result.as_dict())
+    if result.status == "nan" or not finite_state(model):  # never replace good weights with NaN ones
+        out.print(f"[red]stopped: the loss or the weights became NaN at epoch {result.final['epoch']}[/red] "
+                  f"(try a lower --lr); "
+                  f"weights.pt not written, checkpoint.pt holds the last good epoch")
         return 1
+    run.save_torch("weights.pt", model.state_dict())
     out.print(f"test accuracy {result.test_acc:.4f} (loss {result.test_loss:.4f}); "
               f"weights, metrics.json and arch.yaml in {run_dir}")
     return 0
@@ -112,7 +159,9 @@ def _eval(args) -> int:
     load_weights(args.weights, model)
     device = pick_device(args.device)
     loss, acc = evaluate(model.to(device), *getattr(data, args.split), device=device)
-    print(json.dumps({"arch": arch.name, "data": data.name, "split": args.split, "loss": loss, "accuracy": acc}))
+    finite = {"loss": loss, "accuracy": acc}
+    finite = {k: v if math.isfinite(v) else None for k, v in finite.items()}  # an empty split: null, not NaN
+    print(json.dumps({"arch": arch.name, "data": data.name, "split": args.split, **finite}, allow_nan=False))
     return 0
 
 
@@ -129,7 +178,7 @@ def _data_arguments(parser, arch_optional: bool = False) -> None:
     parser.add_argument("--size", type=_positive_int("--size"), default=32, help="image size (default 32)")
     parser.add_argument("--channels", type=_positive_int("--channels"), default=None,
                         help="input channels (default: the data's own)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=_seed("--seed"), default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
 
 
@@ -151,6 +200,7 @@ def register(sub) -> None:
     train.add_argument("-o", "--output", metavar="RUN_DIR", default=None, help="run folder")
     train.add_argument("--resume", metavar="RUN_DIR", default=None,
                        help="continue an interrupted run with its own architecture and settings")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing run folder given by -o")
     train.set_defaults(func=_train)
 
     ev = sub.add_parser("eval", help="evaluate saved weights on a dataset split",

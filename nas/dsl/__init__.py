@@ -31,9 +31,14 @@ def dumps(space: Space, header: str | None = None) -> str:
 def dump(space: Space, path: str | os.PathLike, header: str | None = None) -> None:
     text = dumps(space, header)
     folder = os.path.dirname(os.fspath(path))
-    if folder:
-        os.makedirs(folder, exist_ok=True)
     tmp = f"{os.fspath(path)}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    try:
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except OSError as err:  # a folder in the way, a path under a file, a read-only disk
+        if os.path.isfile(tmp):
+            os.unlink(tmp)
+        raise SpecError(f"cannot write: {err.strerror or err}", Location(os.fspath(path))) from None

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
 from nas.dsl.errors import Location, SpecError, did_you_mean
+from nas.dsl.limits import MAX_CELL_NODES, MAX_LAYERS_PER_ROW, check_at_most
 from nas.dsl.parse import PosDict, PosList
 
 TOP_KEYS = ("name", "description", "input", "classes", "choices", "blocks", "stem", "stages", "cells", "body",
@@ -228,6 +229,7 @@ class _Normalizer:
         max_n = max(out["n"].values.values()) if isinstance(out["n"], Choice) else n
         if not isinstance(max_n, int) or isinstance(max_n, bool) or max_n < 1:
             raise SpecError(f"'n' must be a positive integer, got {n!r}", row.loc("n"))
+        check_at_most(max_n, MAX_LAYERS_PER_ROW, "'n' (layers in the row)", row.loc("n"))
         if isinstance(out["n"], Choice):
             bad = [v for v in out["n"].values.values() if not isinstance(v, int) or isinstance(v, bool) or v < 1]
             if bad:
@@ -304,6 +306,7 @@ class _Normalizer:
         if isinstance(nodes, int) and not isinstance(nodes, bool):
             if nodes < 1:
                 raise SpecError("a cell needs at least one node", cell.loc("nodes"))
+            check_at_most(nodes, MAX_CELL_NODES, "'nodes' (nodes in the cell)", cell.loc("nodes"))
             if "ops" not in cell:
                 raise SpecError(f"cell '{cname}' has a node count but no 'ops'", where,
                                 "ops: $set names the candidate ops of every node input")

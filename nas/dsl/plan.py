@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nas.dsl.errors import Location, SpecError, did_you_mean
+from nas.dsl.limits import MAX_CELLS, MAX_INT, check_at_most
 from nas.dsl.ops import OPS, REQUIRED, SAME, OpSchema
 from nas.dsl.parse import PosDict
 
@@ -77,6 +78,12 @@ def _loc(spec: Any, key: str | None = None) -> Location:
     return spec.loc(key) if isinstance(spec, PosDict) else Location()
 
 
+def schema_of(spec: dict) -> OpSchema | None:
+    """The schema of a spec's op, or None when 'op' is missing, unknown or not a name (complete() says which)."""
+    op = spec.get("op")
+    return OPS.get(op) if isinstance(op, str) else None
+
+
 def _check_kind(op: str, key: str, value: Any, kind: Any, spec: Any) -> Any:
     where = _loc(spec, key)
     if isinstance(kind, tuple):
@@ -93,8 +100,10 @@ def _check_kind(op: str, key: str, value: Any, kind: Any, spec: Any) -> Any:
     if not math.isfinite(value):
         raise SpecError(f"{op}: '{key}' must be finite, got {value!r}", where)
     if kind in ("int", "int0"):
-        if value != int(value):
-            raise SpecError(f"{op}: '{key}' must be an integer, got {value!r}", where)
+        check_at_most(abs(value), MAX_INT, f"{op}: '{key}'", where)
+        if not isinstance(value, int):  # as for a row's c and n: 3.0 is refused, not silently taken as 3
+            hint = f"write {int(value)}" if value == int(value) else None
+            raise SpecError(f"{op}: '{key}' must be an integer, got {value!r}", where, hint)
         value = int(value)
         if value < (1 if kind == "int" else 0):
             raise SpecError(f"{op}: '{key}' must be ≥ {1 if kind == 'int' else 0}, got {value}", where)
@@ -113,8 +122,9 @@ def complete(spec: dict, c_in: int, overrides: dict | None = None) -> dict:
     merged = dict(spec)
     merged.update(overrides or {})
     op = merged.get("op")
-    if op not in OPS:
-        raise SpecError(f"unknown op '{op}'", _loc(spec, "op"), did_you_mean(str(op), OPS))
+    if not isinstance(op, str) or op not in OPS:
+        raise SpecError(f"unknown op {op!r}" if not isinstance(op, str) else f"unknown op '{op}'", _loc(spec, "op"),
+                        did_you_mean(str(op), OPS) if isinstance(op, str) else "'op' takes one op name")
     schema: OpSchema = OPS[op]
     out = {"op": op}
     for key, value in merged.items():
@@ -173,7 +183,7 @@ def expanded_width(spec: dict) -> int:
 
 
 def make_unit(path: str, spec: dict, in_shape: Shape, overrides: dict | None = None) -> Unit:
-    schema = OPS.get(spec.get("op"))
+    schema = schema_of(spec)
     c_in = in_shape[0] * in_shape[1] * in_shape[2] if schema is not None and schema.flattens else in_shape[0]
     full = complete(spec, c_in, overrides)
     _check_unit(full, in_shape, _loc(spec))
@@ -197,7 +207,7 @@ def _lookup_block(doc: dict, key: Any, where: Location) -> dict:
 def _head_and_stem(doc: dict, section: str, shape: Shape) -> tuple[list[Unit], Shape]:
     units = []
     for i, spec in enumerate(doc.get(section, [])):
-        overrides = {"c": doc["classes"]} if OPS.get(spec.get("op")) and OPS[spec["op"]].family == "head" else None
+        overrides = {"c": doc["classes"]} if schema_of(spec) and OPS[spec["op"]].family == "head" else None
         if overrides and "c" in spec:
             raise SpecError("the classifier's width is the number of classes", _loc(spec, "c"),
                             "set 'classes:' at the top level")
@@ -250,7 +260,7 @@ def _plan_row(doc: dict, row: dict, i: int, shape: Shape) -> tuple[list[Unit], S
         merged.key_where = {**getattr(row, "key_where", {}), **getattr(spec, "key_where", {})}
         merged.value_where = {**getattr(row, "value_where", {}), **getattr(spec, "value_where", {})}
         overrides = {"c": c, "s": row["s"] if j == 0 else 1}
-        if OPS.get(spec.get("op")) is not None and not OPS[spec["op"]].strided:
+        if schema_of(spec) is not None and not OPS[spec["op"]].strided:
             overrides.pop("s")
             if row["s"] != 1 and j == 0:
                 raise SpecError(f"stage {i}: op '{spec['op']}' cannot take a stride", _loc(row, "s"))
@@ -294,9 +304,16 @@ def body_sequence(doc: dict) -> list[tuple[str, float]]:
             raise SpecError(f"'{count}' is not defined in body", loc, f"add {count}: <int> beside 'pattern'")
         if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 0:
             raise SpecError(f"repeat count must be a non-negative integer, got {repeat!r}", loc)
+        check_at_most(len(out) + repeat, MAX_CELLS, "the number of cells", loc)
         reduce = doc["cells"][name]["reduce"]
         if scale is not None:
-            mult = float(scale)
+            try:
+                mult = float(scale)
+            except ValueError:
+                raise SpecError(f"cannot read the width multiplier '@{scale}'", loc,
+                                "write e.g. reduction@0.5") from None
+            if not 0 < mult <= 64:
+                raise SpecError(f"width multiplier '@{scale}' must be in (0, 64]", loc)
         elif reduce and seen_cell:
             mult *= 2
         seen_cell = True
@@ -352,7 +369,7 @@ def _plan_cells(doc: dict, stem: list[Unit], shape: Shape) -> tuple[list[Cell], 
                 op_spec = _lookup_block(doc, node[f"op{t}"], where)
                 stride = 2 if spec["reduce"] and src in ("h0", "h1") else 1
                 overrides = {"c": C}
-                if OPS.get(op_spec.get("op")) is not None and OPS[op_spec["op"]].strided:
+                if schema_of(op_spec) is not None and OPS[op_spec["op"]].strided:
                     overrides["s"] = stride
                 unit = make_unit(f"body.{k}.nodes.{j}.op{t}", op_spec, states[src], overrides)
                 if out is not None and unit.out_shape != out:

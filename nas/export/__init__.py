@@ -11,7 +11,8 @@ from typing import Any, Callable, Iterable
 from nas.dsl.errors import SpecError, did_you_mean
 from nas.dsl.nodes import Arch
 from nas.export.formats import check_onnx, model_with_weights, write_onnx, write_torchscript
-from nas.export.source import check_class_name, fixed, python_source, safe_text, text_literal, writable, write_python
+from nas.export.source import check_class_name, fixed, python_source, safe_text, text_literal, write_python
+from nas.runs import RunDir
 
 __all__ = ["FORMATS", "FILES", "export", "write_python", "python_source", "parse_formats", "resolve_source",
            "check_class_name", "check_onnx", "model_with_weights", "safe_text", "text_literal"]
@@ -33,45 +34,60 @@ def parse_formats(text: str | Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def export(arch: Arch, out_dir: str | Path, formats: Iterable[str] | str = ("py", "yaml", "weights"),
+def export(arch: Arch, out_dir: str | Path | RunDir, formats: Iterable[str] | str = ("py", "yaml", "weights"),
            class_name: str = "Net", weights: Any = None, seed: int = 0,
-           log: Callable[[str], None] | None = None) -> dict[str, Path]:
+           log: Callable[[str], None] | None = None, overwrite: bool = False) -> dict[str, Path]:
     """Write `arch` in each of `formats` into `out_dir`; returns {format: path}.
 
+    `out_dir` becomes an export run folder (`nas.runs`: locked, every file atomic, never written through a
+    link); an existing one is refused unless `overwrite`. An open `RunDir` is written into as it is.
     `weights`: None (fresh, `nas.build(arch, seed=seed)`), a state_dict file, a state_dict, or a callable
     `(arch, model) -> state_dict`. Every written format holds those weights (the .py file holds none: load
     weights.pt into it)."""
     import torch
 
     from nas.cost import count_model
-    from nas.dsl import dump
+    from nas.dsl import dumps
 
     arch = fixed(arch)
     formats = parse_formats(formats)
     check_class_name(class_name)
-    out = Path(out_dir)
-    writable(out)
-    model = model_with_weights(arch, weights, seed)
+    model = model_with_weights(arch, weights, seed)  # bad weights fail before the folder is made
     shape = arch.plan().input_shape
     example = torch.randn(1, *shape, generator=torch.Generator().manual_seed(seed))
     written = {}
-    for fmt in formats:
-        path = out / FILES[fmt]
-        if fmt == "py":
-            cost = count_model(model, shape).total
-            write_python(arch, path, class_name, cost=cost)
-        elif fmt == "yaml":
-            dump(arch, path, header="exported by nas")
-        elif fmt == "weights":
-            torch.save(model.state_dict(), path)
-        elif fmt == "torchscript":
-            write_torchscript(model, example, path)
-        elif fmt == "onnx":
-            write_onnx(model, example, path)
-        written[fmt] = path
-        if log:
-            log(f"{fmt:12} {path}")
+    run = out_dir if isinstance(out_dir, RunDir) else RunDir.create(out_dir, kind="export", overwrite=overwrite)
+    try:
+        for fmt in formats:
+            name = FILES[fmt]
+            if fmt == "py":
+                cost = count_model(model, shape).total
+                path = run.write_text(name, python_source(arch, class_name, cost))
+            elif fmt == "yaml":
+                path = run.write_text(name, dumps(arch, header="exported by nas"))
+            elif fmt == "weights":
+                path = run.save_torch(name, model.state_dict())
+            elif fmt == "torchscript":
+                path = _through_file(run, name, lambda p: write_torchscript(model, example, p))
+            else:
+                path = _through_file(run, name, lambda p: write_onnx(model, example, p))
+            written[fmt] = path
+            if log:
+                log(f"{fmt:12} {path}")
+    finally:
+        if run is not out_dir:
+            run.close()
     return written
+
+
+def _through_file(run: RunDir, name: str, write: Callable[[Path], Any]) -> Path:
+    """For writers that need a file name: write a scratch file in the folder, then put it in place atomically."""
+    scratch = run.file(f".{name}.scratch")
+    try:
+        write(scratch)
+        return run.write_bytes(name, scratch.read_bytes())
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
 def resolve_source(source: str) -> tuple[Arch, Path | None]:

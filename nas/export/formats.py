@@ -14,7 +14,7 @@ def model_with_weights(arch: Arch, weights: Any = None, seed: int = 0):
     a path to a state_dict file (loaded with `weights_only=True`), a state_dict, or a callable
     `(arch, model) -> state_dict` — the hook for weights inherited from a supernet."""
     import nas
-    from nas.train import load_weights
+    from nas.train import check_state, load_weights
 
     model = nas.build(arch, seed=seed)
     if callable(weights):
@@ -24,12 +24,8 @@ def model_with_weights(arch: Arch, weights: Any = None, seed: int = 0):
     elif weights is not None:
         if not hasattr(weights, "keys"):
             raise SpecError(f"weights must be a state_dict, a path or a callable, not {type(weights).__name__}")
-        try:
-            model.load_state_dict(weights)
-        except RuntimeError as err:
-            detail = " ".join(line.strip() for line in str(err).splitlines()[1:2])[:160]
-            raise SpecError(f"weights do not fit the architecture: {detail}",
-                            hint="were they trained with this architecture?") from None
+        check_state(dict(weights), model, "weights")
+        model.load_state_dict(weights)
     return model.eval()
 
 
