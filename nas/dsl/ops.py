@@ -11,6 +11,13 @@ from typing import Any, Callable
 ACTIVATIONS = ("relu", "relu6", "swish", "hardswish", "gelu", "sigmoid", "hsigmoid", "none")
 GATES = ("sigmoid", "hsigmoid")
 
+# How a width multiplier (`with_width`, `nas scale --width`) applies to a layer's free width `c`, set per
+# layer with `width:` beside the op's parameters: `scale` (the default) always; `grow` only when the multiplier
+# is above 1, so the layer never narrows (MobileNetV2 keeps its last 1×1 conv at 1280 below width 1.0);
+# `fixed` never. It is a layer setting, not an op parameter: the op's module never sees it.
+WIDTH_RULES = ("scale", "grow", "fixed")
+LAYER_KEYS = {"width": WIDTH_RULES}
+
 # A parameter kind is "int" (≥ 1), "int0" (≥ 0), "float", "frac" (0 ≤ x < 1), "bool", or a tuple of allowed
 # strings. REQUIRED marks a parameter without default; SAME marks one that defaults to the input's value.
 REQUIRED = object()

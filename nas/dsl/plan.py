@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nas.dsl.errors import Location, SpecError, did_you_mean
-from nas.dsl.ops import OPS, REQUIRED, SAME, OpSchema
+from nas.dsl.ops import LAYER_KEYS, OPS, REQUIRED, SAME, OpSchema
 from nas.dsl.parse import PosDict
 
 Shape = tuple  # (channels, height, width)
@@ -119,6 +119,9 @@ def complete(spec: dict, c_in: int, overrides: dict | None = None) -> dict:
     out = {"op": op}
     for key, value in merged.items():
         if key == "op":
+            continue
+        if key in LAYER_KEYS:  # how transforms treat the layer; checked here, not passed to the op
+            _check_kind(op, key, value, LAYER_KEYS[key], spec)
             continue
         if key not in schema.params:
             raise SpecError(f"op '{op}' has no parameter '{key}'", _loc(spec, key),

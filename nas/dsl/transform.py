@@ -67,17 +67,26 @@ def with_input(space: Space, channels: int | None = None, size: int | None = Non
 
 
 def with_width(space: Space, multiplier: float, divisor: int = 8) -> Space:
-    """Scale every free width (stem, stages, head convs; F of a cell body) by `multiplier`, rounded."""
+    """Scale every free width (stem, stages, head convs; F of a cell body) by `multiplier`, rounded.
+
+    A layer's `width:` says how the multiplier applies to it (`nas.dsl.ops.WIDTH_RULES`): `grow` layers only
+    widen (MobileNetV2's last conv stays at 1280 below 1.0), `fixed` ones keep their width."""
     if not multiplier > 0:
         raise SpecError(f"width multiplier must be > 0, got {multiplier!r}")
     doc = _copy(space)
-    scale = lambda c: round_channels(c * multiplier, divisor)  # noqa: E731
+
+    def scale_for(layer: dict):
+        rule = layer.get("width", "scale")
+        if rule == "fixed" or (rule == "grow" and multiplier <= 1):
+            return lambda c: c
+        return lambda c: round_channels(c * multiplier, divisor)
+
     for section in ("stem", "head"):
         for spec in doc[section]:
             if spec.get("op") in _WIDTH_OPS and "c" in spec:
-                spec["c"] = _map_value(spec["c"], scale)
+                spec["c"] = _map_value(spec["c"], scale_for(spec))
     for row in doc.get("stages", []):
-        row["c"] = _map_value(row["c"], scale)
+        row["c"] = _map_value(row["c"], scale_for(row))
     if "body" in doc:
         doc["body"] = dict(doc["body"], F=round_channels(doc["body"]["F"] * multiplier, divisor))
     return space.copy_with(doc)
