@@ -10,8 +10,7 @@ from nas.cli._args import positive_int as _positive_int
 from nas.dsl.errors import SpecError
 
 
-def _arch_for(source: str, data):
-    """Load a fixed architecture and fit its input and classes to the data."""
+def _load_fixed(source: str):
     from nas.dsl import load
     from nas.zoo import resolve_source
 
@@ -19,14 +18,23 @@ def _arch_for(source: str, data):
     if arch.choices():
         raise SpecError(f"'{arch.name}' is a search space with {len(arch.choices())} choices", arch.file,
                         "pass a fixed architecture (resolve one with `nas show FILE --sample SEED`)")
-    return arch.with_input(channels=data.channels, size=data.size).with_classes(data.classes)
+    return arch
 
 
-def _dataset(args):
+def _fit(arch, data):
+    """The architecture with the data's input and classes, recording the preprocessing it is trained with."""
+    from nas.dsl.transform import with_preprocess
+
+    arch = arch.with_input(channels=data.channels, size=data.size).with_classes(data.classes)
+    return with_preprocess(arch, data.preprocess)
+
+
+def _dataset(args, preprocess: dict | None = None):
+    """The data set; prepared as `preprocess` says (a trained model's record) when one is given."""
     from nas.data import load_dataset
 
     return load_dataset(args.data, size=args.size, root=args.data_root, seed=args.seed,
-                        channels=args.channels)
+                        channels=args.channels, preprocess=preprocess)
 
 
 def _config(args):
@@ -58,8 +66,9 @@ def _train(args) -> int:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.output or f"runs/train-{Path(args.arch).stem}-{stamp}")
     device = pick_device(args.device)
-    data = _dataset(args)
-    arch = _arch_for(args.arch, data)
+    arch = _load_fixed(args.arch)
+    data = _dataset(args, arch.doc.get("preprocess") if args.resume else None)
+    arch = _fit(arch, data)
     _config(args).check()
     model = nas.build(arch, seed=args.seed)
     check_input(model.to(device), data, device)  # a size the network cannot take fails before anything is written
@@ -106,14 +115,25 @@ def _eval(args) -> int:
     import nas
     from nas.train import evaluate, load_weights, pick_device
 
-    data = _dataset(args)
-    arch = _arch_for(args.arch, data)
+    arch = _load_fixed(args.arch)
+    data = _dataset(args, arch.doc.get("preprocess"))  # a trained arch.yaml says how its inputs were prepared
+    arch = _fit(arch, data)
     model = nas.build(arch)
     load_weights(args.weights, model)
     device = pick_device(args.device)
-    loss, acc = evaluate(model.to(device), *getattr(data, args.split), device=device)
+    loss, acc = evaluate(model.to(device), *_split(data, args.split), device=device)
     print(json.dumps({"arch": arch.name, "data": data.name, "split": args.split, "loss": loss, "accuracy": acc}))
     return 0
+
+
+def _split(data, name: str):
+    """One split's (x, y), or `all` of them (a held-out file evaluated whole)."""
+    if name != "all":
+        return tuple(getattr(data, name))
+    import torch
+
+    parts = (data.train, data.val, data.test)
+    return torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts])
 
 
 def _data_arguments(parser, arch_optional: bool = False) -> None:
@@ -154,8 +174,12 @@ def register(sub) -> None:
     train.set_defaults(func=_train)
 
     ev = sub.add_parser("eval", help="evaluate saved weights on a dataset split",
-                        description="Evaluate an architecture's weights (a state_dict) on a dataset split.")
+                        description="Evaluate an architecture's weights (a state_dict) on a dataset split. "
+                                    "An arch.yaml written by `nas train` carries its preprocessing (input size, "
+                                    "mean, std), which is applied to the data instead of --size and the data's "
+                                    "own statistics.")
     _data_arguments(ev)
     ev.add_argument("--weights", required=True, metavar="W", help="weights.pt from `nas train`")
-    ev.add_argument("--split", choices=("train", "val", "test"), default="test")
+    ev.add_argument("--split", choices=("train", "val", "test", "all"), default="test",
+                    help="which split (default test); `all` evaluates every image (a held-out file)")
     ev.set_defaults(func=_eval)

@@ -11,8 +11,8 @@ import yaml
 
 from nas.dsl.nodes import Choice
 
-_ORDER = ("name", "description", "input", "classes", "bn", "scaling", "reference", "choices", "blocks", "stem",
-          "stages", "cells", "body", "head")
+_ORDER = ("name", "description", "derived_from", "input", "classes", "bn", "scaling", "reference", "choices",
+          "blocks", "stem", "stages", "cells", "body", "head", "preprocess")
 
 
 def to_data(node: Any) -> Any:
@@ -90,7 +90,8 @@ def dumps(space_or_doc: Any, header: str | None = None) -> str:
             lines.append("choices:")
             for set_name, options in value.items():
                 _emit(options, 2, lines, f"  {set_name}: ", block=isinstance(options, dict))
-        elif key in ("stem", "head", "stages") or (isinstance(value, dict) and key in ("blocks", "choices", "cells")):
+        elif key in ("stem", "head", "stages", "preprocess") or (
+                isinstance(value, dict) and key in ("blocks", "choices", "cells")):
             _emit(value, 0, lines, f"{key}: ", block=key != "stages")
         else:
             lines.append(f"{key}: {_flow(value)}")

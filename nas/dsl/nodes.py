@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
 from nas.dsl.errors import Location, SpecError, did_you_mean
+from nas.dsl.meta import check_preprocess
 from nas.dsl.parse import PosDict, PosList
 
 TOP_KEYS = ("name", "description", "input", "classes", "choices", "blocks", "stem", "stages", "cells", "body",
-            "head", "scaling", "bn", "reference")
+            "head", "scaling", "bn", "reference", "preprocess", "derived_from")
 ROW_KEYS = ("op", "block", "layers", "c", "n", "s", "shared")
 CELL_KEYS = ("nodes", "inputs", "ops", "combine", "reduce", "concat")
 BODY_KEYS = ("pattern", "N", "F", "preprocess")
@@ -371,7 +372,17 @@ class _Normalizer:
             raise SpecError("'input' must be {channels: C, size: S}", doc.loc("input"))
         out["input"] = {"channels": _positive(inp, "channels", 3), "size": _positive(inp, "size", 224)}
         out["classes"] = _positive(doc, "classes", 1000)
-        for key in ("scaling", "bn", "reference"):
+        if "preprocess" in doc:
+            out["preprocess"] = check_preprocess(doc["preprocess"], doc.loc("preprocess"))
+            record = out["preprocess"]
+            if (record["size"], record["channels"]) != (out["input"]["size"], out["input"]["channels"]):
+                raise SpecError(f"preprocess is for {record['channels']}×{record['size']}² inputs, the network "
+                                f"takes {out['input']['channels']}×{out['input']['size']}²", doc.loc("preprocess"))
+            names = record.get("classes")
+            if names is not None and len(names) != out["classes"]:
+                raise SpecError(f"preprocess names {len(names)} classes, the network has {out['classes']}",
+                                doc.loc("preprocess"))
+        for key in ("scaling", "bn", "reference", "derived_from"):
             if key in doc:
                 if not isinstance(doc[key], dict):
                     raise SpecError(f"'{key}' must be a mapping", doc.loc(key))

@@ -9,7 +9,8 @@ import copy
 import math
 from typing import Any, Callable
 
-from nas.dsl.errors import SpecError
+from nas.dsl.errors import Location, SpecError
+from nas.dsl.meta import check_preprocess
 from nas.dsl.nodes import Choice, Space, option_key
 
 # Ops whose `c` is a free width (scaled by a width multiplier); others keep their input's width or, like the
@@ -51,6 +52,8 @@ def with_classes(space: Space, classes: int) -> Space:
     if not isinstance(classes, int) or isinstance(classes, bool) or classes < 1:
         raise SpecError(f"classes must be a positive integer, got {classes!r}")
     doc = _copy(space)
+    if classes != doc["classes"] and "preprocess" in doc:
+        doc["preprocess"].pop("classes", None)  # the recorded names were those of other classes
     doc["classes"] = classes
     return space.copy_with(doc)
 
@@ -63,6 +66,21 @@ def with_input(space: Space, channels: int | None = None, size: int | None = Non
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise SpecError(f"input {key} must be a positive integer, got {value!r}")
         doc["input"][key] = value
+    record = doc.get("preprocess")
+    if record is not None:
+        if record["channels"] != doc["input"]["channels"]:
+            del doc["preprocess"]  # statistics of other channels say nothing about these
+        else:
+            record["size"] = doc["input"]["size"]  # images are resized to whatever the network now takes
+    return space.copy_with(doc)
+
+
+def with_preprocess(space: Space, record: dict | None) -> Space:
+    """Record what the network expects of its input (`nas.dsl.meta`), or drop the record (None)."""
+    doc = _copy(space)
+    doc.pop("preprocess", None)
+    if record is not None:
+        doc["preprocess"] = check_preprocess(record, Location("preprocess"))
     return space.copy_with(doc)
 
 

@@ -19,6 +19,7 @@ __all__ = ["FORMATS", "FILES", "export", "write_python", "python_source", "parse
 FORMATS = ("py", "yaml", "weights", "torchscript", "onnx")
 FILES = {"py": "model.py", "yaml": "arch.yaml", "weights": "weights.pt", "torchscript": "model.torchscript.pt",
          "onnx": "model.onnx"}
+SIDECAR = "preprocess.json"  # what the TorchScript and ONNX files expect, beside them
 
 
 def parse_formats(text: str | Iterable[str]) -> list[str]:
@@ -71,7 +72,30 @@ def export(arch: Arch, out_dir: str | Path, formats: Iterable[str] | str = ("py"
         written[fmt] = path
         if log:
             log(f"{fmt:12} {path}")
+    if {"torchscript", "onnx"} & set(formats):
+        path = write_sidecar(arch, out / SIDECAR)
+        if log:
+            log(f"{'preprocess':12} {path}")
     return written
+
+
+def write_sidecar(arch: Arch, path: Path) -> Path:
+    """preprocess.json: the input the TorchScript/ONNX graphs take and how raw images get there."""
+    import json
+
+    c, h, w = arch.plan().input_shape
+    record = arch.doc.get("preprocess")
+    info = {"input": {"name": "image", "shape": ["batch", c, h, w], "dtype": "float32", "layout": "NCHW"},
+            "output": {"name": "logits", "shape": ["batch", arch.doc["classes"]]}}
+    if record:
+        info["preprocess"] = {**record, "steps": [
+            "images as float in [0, 1] (uint8 / 255)", f"resize to {h}x{w} ({record['resize']})",
+            f"repeat grey images to {c} channels", "subtract mean and divide by std, per channel"]}
+    else:
+        info["preprocess"] = None
+        info["note"] = "no preprocessing was recorded: the architecture was not trained by `nas train`"
+    path.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return path
 
 
 def resolve_source(source: str) -> tuple[Arch, Path | None]:

@@ -24,7 +24,9 @@ from nas.dsl.ops import OPS
 from nas.dsl.plan import Plan, Unit
 
 ALLOWED_IMPORTS = {"math", "torch", "torch.nn", "torch.nn.functional", "__future__", "typing"}
-_RESERVED = {"torch", "nn", "F", "math", "annotations", "ARCH_YAML"}
+_CONSTANTS = ("INPUT_SIZE", "INPUT_CHANNELS", "MEAN", "STD", "CLASSES")  # the preprocessing, when recorded
+_RESERVED = {"torch", "nn", "F", "math", "annotations", "ARCH_YAML", "preprocess", *_CONSTANTS}
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9 _.,+-]{0,60}$")
 _STATE = re.compile(r"^(h[01]|n\d+)$")
 _SLOT = re.compile(r"^op\d+$")
 _SHOWN = {"c_in", "c", "k", "e", "s"}  # written even when they equal the constructor's default
@@ -267,7 +269,8 @@ def python_source(arch: Arch, class_name: str = "Net", cost=None) -> str:
         raise SpecError(f"unknown op '{safe_text(unknown[0])}'")
     class_of = {op: ops.REGISTRY[op].__name__ for op in used_ops}
     structure = ["Network", "CellModule", "Node", "DeadCell"] if plan.cells else ["Network", "Stage"]
-    needed = _needed(list(class_of.values()) + structure, defs)
+    record = arch.doc.get("preprocess")
+    needed = _needed(list(class_of.values()) + structure + (["preprocess_images"] if record else []), defs)
     if cost is None:
         from nas.cost import count_arch
         cost = count_arch(arch).total
@@ -278,20 +281,59 @@ def python_source(arch: Arch, class_name: str = "Net", cost=None) -> str:
                f"Input {c}x{h}x{w}, {plan.classes} classes, {int(cost.params):,} parameters, "
                f"{float(cost.flops):,.0f} multiply-adds.\n"
                f"Needs only torch: `from model import {class_name}; net = {class_name}()`; its state_dict keys\n"
-               f"are those of nas.build(arch). The architecture (also in ARCH_YAML):\n\n")
+               f"are those of nas.build(arch).\n\n{_input_doc(record, class_name)}\n\n"
+               f"The architecture (also in ARCH_YAML):\n\n")
     blocks = [text_literal(summary + yaml_text), _HEADER]
     blocks += [textwrap.dedent(texts[n]) for n in order if n in needed]
     blocks.append(f"ARCH_YAML = {text_literal(yaml_text)}\n")
+    if record:
+        blocks.append(_preprocess_block(record))
     blocks.append(f"class {class_name}(Network):\n"
                   f'    """{name}: {int(cost.params):,} parameters; module names match nas.build()."""\n\n'
                   f"    def __init__(self):\n"
                   f"        super().__init__(\n{_layout(plan, class_of, '        ')}\n        )\n")
     source = "\n\n".join(block.rstrip() + "\n" for block in blocks)
-    _verify(source, class_name, summary + yaml_text, yaml_text)
+    _verify(source, class_name, summary + yaml_text, yaml_text, record)
     return source
 
 
-def _verify(source: str, class_name: str, doc: str, yaml_text: str) -> None:
+def _input_doc(record: dict | None, class_name: str) -> str:
+    if not record:
+        return ("Inputs: no preprocessing was recorded (the architecture was not trained by `nas train`); the\n"
+                "network takes float N x C x H x W tensors as described in ARCH_YAML.")
+    mean = ", ".join(f"{v:g}" for v in record["mean"])
+    std = ", ".join(f"{v:g}" for v in record["std"])
+    grey = f", repeats grey images to {record['channels']} channels" if record["channels"] > 1 else ""
+    return (f"Inputs: `{class_name}()(preprocess(images))`. `preprocess` takes uint8 (0-255) or float (0-1)\n"
+            f"images, N x C x H x W, N x H x W x C or N x H x W, of any size; resizes them (bilinear,\n"
+            f"antialiased) to {record['size']} x {record['size']}{grey} and normalizes them with the training "
+            f"split's\nmean ({mean}) and std ({std}), as it was trained: the constants INPUT_SIZE,\n"
+            f"INPUT_CHANNELS, MEAN, STD" + (" and CLASSES (the class names)." if record.get("classes") else "."))
+
+
+def _name_literal(name: str) -> str:
+    """A class name as a string literal: plain names as they are, anything else through `text_literal`."""
+    return repr(name) if _PLAIN_NAME.match(name) else text_literal(name)
+
+
+def _preprocess_block(record: dict) -> str:
+    """Constants of the recorded preprocessing (numbers, and class names as checked literals) and `preprocess`."""
+    def floats(values) -> str:
+        return repr(tuple(float(v) for v in values))
+
+    lines = [f"INPUT_SIZE = {int(record['size'])}", f"INPUT_CHANNELS = {int(record['channels'])}",
+             f"MEAN = {floats(record['mean'])}", f"STD = {floats(record['std'])}"]
+    if record.get("classes"):
+        names = [_name_literal(str(n)) for n in record["classes"]]
+        one_line = f"CLASSES = ({', '.join(names)},)"
+        lines += [one_line] if len(one_line) <= 100 else ["CLASSES = ("] + [f"    {n}," for n in names] + [")"]
+    lines += ["", "", "def preprocess(images) -> torch.Tensor:",
+              '    """Raw images -> this network\'s input (see the module docstring)."""',
+              "    return preprocess_images(images, INPUT_SIZE, INPUT_CHANNELS, MEAN, STD)"]
+    return "\n".join(lines) + "\n"
+
+
+def _verify(source: str, class_name: str, doc: str, yaml_text: str, record: dict | None = None) -> None:
     """Defence in depth: the module parses, imports only torch/math, defines only what we put there, and its
     docstring and ARCH_YAML hold exactly the text we meant."""
     tree = ast.parse(source)
@@ -303,17 +345,22 @@ def _verify(source: str, class_name: str, doc: str, yaml_text: str) -> None:
     if ast.get_docstring(tree, clean=False) != doc:
         raise RuntimeError("generated docstring does not hold the intended text")
     top = [n for n in tree.body if not isinstance(n, (ast.Import, ast.ImportFrom))][1:]
+    record = record or {}
+    constants = {"ARCH_YAML": yaml_text, "INPUT_SIZE": record.get("size"), "INPUT_CHANNELS": record.get("channels"),
+                 "MEAN": tuple(record.get("mean", ())), "STD": tuple(record.get("std", ())),
+                 "CLASSES": tuple(record.get("classes", ()))}
     names = []
     for node in top:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            names.append(node.targets[0].id)
-            if node.targets[0].id != "ARCH_YAML" or ast.literal_eval(node.value) != yaml_text:
-                raise RuntimeError("generated ARCH_YAML does not hold the intended text")
+            name = node.targets[0].id
+            names.append(name)
+            if name not in constants or ast.literal_eval(node.value) != constants[name]:
+                raise RuntimeError(f"generated {name} does not hold the intended value")
         elif isinstance(node, (ast.ClassDef, ast.FunctionDef)):
             names.append(node.name)
         else:
             raise RuntimeError(f"generated code has an unexpected top-level {type(node).__name__}")
-    expected = set(_library()[1]) | {"ARCH_YAML", class_name}
+    expected = set(_library()[1]) | {"ARCH_YAML", class_name} | ({"preprocess", *_CONSTANTS} if record else set())
     if not set(names) <= expected:
         raise RuntimeError(f"generated code defines unexpected names: {set(names) - expected}")
     compile(tree, "model.py", "exec")
