@@ -198,7 +198,13 @@ def official(base: Space, phi: int) -> ScaleResult:
     m = Multipliers(depth, width, size / base_size)
     arch = with_dropout(apply(base, m, size=size), dropout)
     name = f"efficientnet_b{phi}" if base.name == "efficientnet_b0" else f"{base.name}_official_b{phi}"
-    return ScaleResult(with_name(arch, name), base, m, float(phi), {}, official=True)
+    arch = with_name(arch, name)
+    if base.name == "efficientnet_b0":  # the released model has published figures of its own
+        doc = arch.clone_doc()
+        doc["reference"] = {"params": PAPER[phi][0], "flops": PAPER[phi][1], "source": "Tan & Le 2019, Table 2"}
+        doc["description"] = f"EfficientNet-B{phi} (the released width, depth, resolution and dropout)"
+        arch = arch.copy_with(doc)
+    return ScaleResult(arch, base, m, float(phi), {}, official=True)
 
 
 def count(arch: Arch):

@@ -37,6 +37,17 @@ def _copy(space: Space) -> dict:
     return copy.deepcopy(space.doc)
 
 
+def _derived(space: Space, doc: dict, step: str) -> dict:
+    """`doc` changed by `step` (e.g. "width x0.25"): its base's published figures and description no longer
+    hold, so `reference` is dropped, `description` rewritten, and `derived_from` names the base and the steps."""
+    base = dict(doc.get("derived_from") or {"name": space.name})
+    base["transforms"] = [*base.get("transforms", []), step]
+    doc["derived_from"] = base
+    doc.pop("reference", None)
+    doc["description"] = f"{base['name']}, {', '.join(base['transforms'])}"
+    return doc
+
+
 def _map_value(value: Any, fn: Callable[[int], int]) -> Any:
     """Apply fn to an int, or to every option of a choice of ints (keys follow the new values)."""
     if isinstance(value, Choice):
@@ -52,20 +63,25 @@ def with_classes(space: Space, classes: int) -> Space:
     if not isinstance(classes, int) or isinstance(classes, bool) or classes < 1:
         raise SpecError(f"classes must be a positive integer, got {classes!r}")
     doc = _copy(space)
-    if classes != doc["classes"] and "preprocess" in doc:
-        doc["preprocess"].pop("classes", None)  # the recorded names were those of other classes
+    if classes != doc["classes"]:
+        if "preprocess" in doc:
+            doc["preprocess"].pop("classes", None)  # the recorded names were those of other classes
+        _derived(space, doc, f"{classes} classes")
     doc["classes"] = classes
     return space.copy_with(doc)
 
 
 def with_input(space: Space, channels: int | None = None, size: int | None = None) -> Space:
     doc = _copy(space)
+    before = dict(doc["input"])
     for key, value in (("channels", channels), ("size", size)):
         if value is None:
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise SpecError(f"input {key} must be a positive integer, got {value!r}")
         doc["input"][key] = value
+    if doc["input"] != before:
+        _derived(space, doc, f"input {doc['input']['channels']}x{doc['input']['size']}x{doc['input']['size']}")
     record = doc.get("preprocess")
     if record is not None:
         if record["channels"] != doc["input"]["channels"]:
@@ -107,6 +123,8 @@ def with_width(space: Space, multiplier: float, divisor: int = 8) -> Space:
         row["c"] = _map_value(row["c"], scale_for(row))
     if "body" in doc:
         doc["body"] = dict(doc["body"], F=round_channels(doc["body"]["F"] * multiplier, divisor))
+    if multiplier != 1:
+        _derived(space, doc, f"width x{multiplier:g}")
     return space.copy_with(doc)
 
 
@@ -132,6 +150,8 @@ def with_depth(space: Space, multiplier: float) -> Space:
         body = dict(doc["body"])
         body["N"] = grow(body["N"]) if isinstance(body.get("N"), int) else body.get("N")
         doc["body"] = body
+    if multiplier != 1:
+        _derived(space, doc, f"depth x{multiplier:g}")
     return space.copy_with(doc)
 
 
