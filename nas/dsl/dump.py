@@ -37,9 +37,21 @@ def _key(value: Any) -> str:
     return option_key(value)
 
 
-def _flow(value: Any) -> str:
-    text = yaml.safe_dump(value, default_flow_style=True, width=10**9, sort_keys=False).strip()
-    return text[:-3].strip() if text.endswith("\n...") or text.endswith("...") and "\n" in text else text
+WIDTH = 100  # columns of dumped YAML: longer flow items continue on lines indented past their prefix
+
+
+def _flow(value: Any, prefix: str = "") -> str:
+    """`value` in flow style, after `prefix` on its line; continuation lines are indented under it."""
+    indent = " " * len(prefix)
+    room = WIDTH - len(prefix)
+    while True:  # PyYAML's width is where it starts looking for a break, so narrow it until lines fit
+        text = yaml.safe_dump(value, default_flow_style=True, width=max(room, 20), sort_keys=False).strip()
+        text = text[:-3].strip() if text.endswith("\n...") or text.endswith("...") and "\n" in text else text
+        lines = [line if i == 0 else indent + line.strip() for i, line in enumerate(text.splitlines())]
+        if room <= 20 or len(prefix) + max(len(line) for line in lines[:1]) <= WIDTH and all(
+                len(line) <= WIDTH for line in lines[1:]):
+            return "\n".join(lines)
+        room -= 10
 
 
 def _is_flat(value: Any) -> bool:
@@ -71,9 +83,9 @@ def _emit(value: Any, indent: int, lines: list[str], prefix: str, block: bool = 
                     _emit(v, indent + 4, lines, f"{lead}{k}: ")
                     first = False
             else:
-                lines.append(f"{pad}  - {_flow(item)}")
+                lines.append(f"{pad}  - {_flow(item, f'{pad}  - ')}")
     else:
-        lines.append(prefix + _flow(value))
+        lines.append(prefix + _flow(value, prefix))
 
 
 def dumps(space_or_doc: Any, header: str | None = None) -> str:
@@ -94,5 +106,5 @@ def dumps(space_or_doc: Any, header: str | None = None) -> str:
                 isinstance(value, dict) and key in ("blocks", "choices", "cells")):
             _emit(value, 0, lines, f"{key}: ", block=key != "stages")
         else:
-            lines.append(f"{key}: {_flow(value)}")
+            lines.append(f"{key}: {_flow(value, f'{key}: ')}")
     return "\n".join(lines) + "\n"

@@ -30,14 +30,9 @@ _PLAIN_NAME = re.compile(r"^[A-Za-z0-9 _.,+-]{0,60}$")
 _STATE = re.compile(r"^(h[01]|n\d+)$")
 _SLOT = re.compile(r"^op\d+$")
 _SHOWN = {"c_in", "c", "k", "e", "s"}  # written even when they equal the constructor's default
-_HEADER = '''from __future__ import annotations
-
-import math
-
-import torch
-import torch.nn.functional as F
-from torch import nn
-'''
+# The imports model.py may need, by the name each binds; only those its code uses are written.
+_IMPORTS = {"math": "import math", "torch": "import torch", "F": "import torch.nn.functional as F",
+            "nn": "from torch import nn"}
 
 
 # -- sources of our own classes --------------------------------------------------------------------------------
@@ -239,7 +234,62 @@ def _layout(plan: Plan, class_of: dict[str, str], indent: str) -> str:
             lines.append("    ]),")
         lines.append("],")
     lines += ["head=["] + [f"    {call(u)}," for u in plan.head] + ["],"]
-    return "\n".join(indent + "    " + line for line in lines)
+    return "\n".join(wrapped for line in lines for wrapped in _wrap(indent + "    " + line))
+
+
+_OPEN, _CLOSE = "([{", ")]}"
+WIDTH = 100  # columns of model.py
+
+
+def _wrap(line: str) -> list[str]:
+    """A generated line of nested calls, lists and dicts, broken after commas to fit WIDTH: items continue
+    under the first one, inside the first bracket whose contents split (its arguments, a Node's ops)."""
+    if len(line) <= WIDTH:
+        return [line]
+    for start, ch in enumerate(line):
+        if ch not in _OPEN:
+            continue
+        end, items = _split_items(line, start)
+        if end is None or len(items) < 2:
+            continue
+        head, tail, pad = line[:start + 1], line[end:], " " * (start + 1)
+        rows, row = [], head
+        for k, item in enumerate(items):
+            piece = item + ("," if k < len(items) - 1 else tail)
+            if row not in (head, pad) and len(row) + 1 + len(piece) > WIDTH:
+                rows.append(row.rstrip())
+                row = pad + piece
+            else:
+                row += ("" if row in (head, pad) else " ") + piece
+        rows.append(row)
+        return [part for row in rows for part in (_wrap(row) if row != line else [row])]
+    return [line]
+
+
+def _split_items(line: str, start: int) -> tuple[int | None, list[str]]:
+    """The index of the bracket closing the one at `start`, and the top-level items between them."""
+    depth, items, current, quote = 0, [], "", None
+    for i in range(start, len(line)):
+        ch = line[i]
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in _OPEN:
+            depth += 1
+            if depth == 1:
+                continue
+        elif ch in _CLOSE:
+            depth -= 1
+            if depth == 0:
+                items.append(current.strip())
+                return i, [item for item in items if item]
+        elif ch == "," and depth == 1:
+            items.append(current.strip())
+            current = ""
+            continue
+        current += ch
+    return None, []
 
 
 # -- the module --------------------------------------------------------------------------------------------------
@@ -268,7 +318,11 @@ def python_source(arch: Arch, class_name: str = "Net", cost=None) -> str:
     if unknown:
         raise SpecError(f"unknown op '{safe_text(unknown[0])}'")
     class_of = {op: ops.REGISTRY[op].__name__ for op in used_ops}
-    structure = ["Network", "CellModule", "Node", "DeadCell"] if plan.cells else ["Network", "Stage"]
+    if plan.cells:
+        network = "CellNetwork"
+        structure = [network, "CellModule", "Node"] + (["DeadCell"] if not all(c.live for c in plan.cells) else [])
+    else:
+        network, structure = "Network", ["Network", "Stage"]
     record = arch.doc.get("preprocess")
     needed = _needed(list(class_of.values()) + structure + (["preprocess_images"] if record else []), defs)
     if cost is None:
@@ -283,32 +337,48 @@ def python_source(arch: Arch, class_name: str = "Net", cost=None) -> str:
                f"Needs only torch: `from model import {class_name}; net = {class_name}()`; its state_dict keys\n"
                f"are those of nas.build(arch).\n\n{_input_doc(record, class_name)}\n\n"
                f"The architecture (also in ARCH_YAML):\n\n")
-    blocks = [text_literal(summary + yaml_text), _HEADER]
-    blocks += [textwrap.dedent(texts[n]) for n in order if n in needed]
+    blocks = [textwrap.dedent(texts[n]) for n in order if n in needed]
     blocks.append(f"ARCH_YAML = {text_literal(yaml_text)}\n")
     if record:
         blocks.append(_preprocess_block(record))
-    blocks.append(f"class {class_name}(Network):\n"
+    blocks.append(f"class {class_name}({network}):\n"
                   f'    """{name}: {int(cost.params):,} parameters; module names match nas.build()."""\n\n'
                   f"    def __init__(self):\n"
                   f"        super().__init__(\n{_layout(plan, class_of, '        ')}\n        )\n")
+    blocks = [text_literal(summary + yaml_text), _header(blocks)] + blocks
     source = "\n\n".join(block.rstrip() + "\n" for block in blocks)
     _verify(source, class_name, summary + yaml_text, yaml_text, record)
     return source
 
 
+def _header(blocks: list[str]) -> str:
+    """`from __future__ import annotations` and the imports the code uses (annotations count, as for pyflakes)."""
+    used = _names_used_anywhere(ast.parse("\n\n".join(blocks)))
+    lines = ["from __future__ import annotations", ""]
+    lines += [_IMPORTS[name] for name in ("math", "torch", "F") if name in used]
+    if "nn" in used:
+        lines += ["", _IMPORTS["nn"]]
+    return "\n".join(lines) + "\n"
+
+
+def _names_used_anywhere(tree: ast.AST) -> set[str]:
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+
+
 def _input_doc(record: dict | None, class_name: str) -> str:
     if not record:
-        return ("Inputs: no preprocessing was recorded (the architecture was not trained by `nas train`); the\n"
-                "network takes float N x C x H x W tensors as described in ARCH_YAML.")
+        text = ("Inputs: no preprocessing was recorded (the architecture was not trained by `nas train`); "
+                "the network takes float N x C x H x W tensors as described in ARCH_YAML.")
+        return textwrap.fill(text, WIDTH)
     mean = ", ".join(f"{v:g}" for v in record["mean"])
     std = ", ".join(f"{v:g}" for v in record["std"])
     grey = f", repeats grey images to {record['channels']} channels" if record["channels"] > 1 else ""
-    return (f"Inputs: `{class_name}()(preprocess(images))`. `preprocess` takes uint8 (0-255) or float (0-1)\n"
-            f"images, N x C x H x W, N x H x W x C or N x H x W, of any size; resizes them (bilinear,\n"
-            f"antialiased) to {record['size']} x {record['size']}{grey} and normalizes them with the training "
-            f"split's\nmean ({mean}) and std ({std}), as it was trained: the constants INPUT_SIZE,\n"
+    text = (f"Inputs: `{class_name}()(preprocess(images))`. `preprocess` takes uint8 (0-255) or float (0-1) "
+            f"images, N x C x H x W, N x H x W x C or N x H x W, of any size; resizes them (bilinear, "
+            f"antialiased) to {record['size']} x {record['size']}{grey} and normalizes them with the "
+            f"training split's mean ({mean}) and std ({std}), as it was trained: the constants INPUT_SIZE, "
             f"INPUT_CHANNELS, MEAN, STD" + (" and CLASSES (the class names)." if record.get("classes") else "."))
+    return textwrap.fill(text, WIDTH, break_on_hyphens=False)
 
 
 def _name_literal(name: str) -> str:

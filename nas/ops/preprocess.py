@@ -14,8 +14,8 @@ RESIZE = "bilinear-antialias"  # how `fit_images` resizes; recorded with the sta
 def fit_images(images, size: int, channels: int) -> torch.Tensor:
     """uint8 (0–255) or float (0–1) images of any size → float32 N×C×size×size in [0, 1].
 
-    Layouts: N×C×H×W, N×H×W×C (C of 1, 3 or 4 last) or N×H×W (grey). Resizing is bilinear with antialiasing;
-    grey images are repeated to `channels`."""
+    Layouts: N×C×H×W, N×H×W×C (C of 1, 3 or 4 last) or N×H×W (grey). Resizing is bilinear with
+    antialiasing; grey images are repeated to `channels`."""
     x = torch.as_tensor(images)
     if x.dim() == 3:
         x = x.unsqueeze(1)  # N×H×W: grey
@@ -25,7 +25,8 @@ def fit_images(images, size: int, channels: int) -> torch.Tensor:
         x = x.permute(0, 3, 1, 2)
     x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
     if x.shape[-2:] != (size, size) and len(x):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                          antialias=True)
     elif len(x) == 0:
         x = x.new_zeros(0, x.shape[1], size, size)
     if x.shape[1] != channels:
@@ -42,5 +43,6 @@ def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
 
 
 def preprocess_images(images, size: int, channels: int, mean, std) -> torch.Tensor:
-    """Raw images (see `fit_images`) → the normalized N×C×size×size batch the network was trained on."""
+    """Raw images (see `fit_images`) → the normalized N×C×size×size batch the network was trained
+    on."""
     return normalize(fit_images(images, size, channels), mean, std)
