@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from nas import ops
-from nas.dsl.errors import SpecError
 from nas.dsl.nodes import Arch, Space
 from nas.dsl.plan import Cell, Plan
 
@@ -143,9 +142,7 @@ def build(arch: Arch, seed: int | None = None) -> Network | CellNetwork:
     """
     if not isinstance(arch, Space):
         raise TypeError(f"build() takes an Arch, got {type(arch).__name__}")
-    if arch.choices():
-        raise SpecError(f"'{arch.name}' is a search space with {len(arch.choices())} choices", arch.file,
-                        "resolve it first: space.resolve(space.sample(seed))")
+    arch.require_fixed("resolve it first: space.resolve(space.sample(seed))")
     plan = arch.plan() if isinstance(arch, Arch) else None
     if seed is not None:
         with torch.random.fork_rng(devices=[]):

@@ -138,9 +138,7 @@ def round_resolution(size: float, multiple: int = RESOLUTION_MULTIPLE) -> int:
 
 def check_base(base: Space) -> Arch:
     """A fixed block architecture, or a one-line SpecError saying why `base` cannot be scaled."""
-    if base.choices():
-        raise SpecError(f"'{base.name}' is a search space with {len(base.choices())} choices", base.file,
-                        "scale a fixed architecture (resolve one first)")
+    base.require_fixed("scale a fixed architecture (resolve one first)")
     if not base.doc.get("stages"):
         kind = "a cell network" if "cells" in base.doc else "a network without stages"
         raise SpecError(f"'{base.name}' has no stages to scale ({kind})", base.file,

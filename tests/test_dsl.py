@@ -167,6 +167,17 @@ def test_transforms_clear_stale_references():
     assert b2.doc["reference"]["params"] == 9.2e6 and "B2" in b2.doc["description"]
 
 
+def test_require_fixed_is_the_one_search_space_guard(spaces):
+    space = nas.load(spaces / "fbnet.yaml")
+    with pytest.raises(SpecError, match="'fbnet' is a search space with 22 choices") as err:
+        space.require_fixed("pick one")
+    assert err.value.hint == "pick one" and "fbnet.yaml" in str(err.value)
+    arch = space.resolve(space.sample(0))
+    assert arch.require_fixed() is arch
+    with pytest.raises(SpecError, match="is a search space"):
+        nas.build(space)
+
+
 def test_rounding_rules():
     assert round_channels(32 * 1.1) == 32 and round_channels(40 * 1.1) == 48 and round_channels(3) == 8
     assert round_channels(1280 * 1.1) == 1408 and round_channels(12) == 16

@@ -14,11 +14,8 @@ def _load_fixed(source: str):
     from nas.dsl import load
     from nas.zoo import resolve_source
 
-    arch = load(resolve_source(source))
-    if arch.choices():
-        raise SpecError(f"'{arch.name}' is a search space with {len(arch.choices())} choices", arch.file,
-                        "pass a fixed architecture (resolve one with `nas show FILE --sample SEED`)")
-    return arch
+    return load(resolve_source(source)).require_fixed(
+        "pass a fixed architecture (resolve one with `nas show FILE --sample SEED`)")
 
 
 def _fit(arch, data):

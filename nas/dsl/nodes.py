@@ -520,6 +520,13 @@ class Space:
 
         return transform.with_depth(self, multiplier)
 
+    def require_fixed(self, hint: str = "resolve one first: space.resolve(space.sample(seed))") -> "Space":
+        """Itself when it holds no choices (an architecture); else the one error every command gives."""
+        if self._choices:
+            name = self.name if self.name.isprintable() else repr(self.name)
+            raise SpecError(f"'{name}' is a search space with {len(self._choices)} choices", self.file, hint)
+        return self
+
     def copy_with(self, doc: dict) -> "Space":
         return type(self)(doc, self.file)
 

@@ -296,11 +296,8 @@ def _split_items(line: str, start: int) -> tuple[int | None, list[str]]:
 def fixed(arch: Space) -> Arch:
     if not isinstance(arch, Space):
         raise TypeError(f"expected an Arch, got {type(arch).__name__}")
-    if arch.choices():
-        raise SpecError(f"'{safe_text(arch.name)}' is a search space with {len(arch.choices())} choices",
-                        arch.file, "pick one: `nas export FILE --sample SEED` (`nas show FILE --sample SEED` "
-                        "prints it), or space.resolve(...) in Python")
-    return arch
+    return arch.require_fixed("pick one: `nas export FILE --sample SEED` (`nas show FILE --sample SEED` "
+                              "prints it), or space.resolve(...) in Python")
 
 
 def python_source(arch: Arch, class_name: str = "Net", cost=None) -> str:
