@@ -178,6 +178,22 @@ def test_require_fixed_is_the_one_search_space_guard(spaces):
         nas.build(space)
 
 
+def test_choices_are_frozen_and_travel(spaces):
+    import dataclasses
+    import pickle
+
+    space = nas.load(spaces / "fbnet.yaml")
+    choice = space.choices()["stages.1.layers.0"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        choice.name = "renamed"
+    with pytest.raises(TypeError):
+        choice.values["new"] = {"op": "skip"}  # a read-only view
+    assert pickle.loads(pickle.dumps(choice)) == choice  # Ray ships spaces to its workers
+    deeper = space.with_depth(1.5)  # renaming copies: the original keeps its names
+    assert "stages.1.layers.5" in deeper.choices() and "stages.1.layers.5" not in space.choices()
+    assert space.resolve(space.sample(3)).doc == nas.load(spaces / "fbnet.yaml").resolve(space.sample(3)).doc
+
+
 def test_rounding_rules():
     assert round_channels(32 * 1.1) == 32 and round_channels(40 * 1.1) == 48 and round_channels(3) == 8
     assert round_channels(1280 * 1.1) == 1408 and round_channels(12) == 16

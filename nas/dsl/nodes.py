@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import random
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
 from nas.dsl.errors import Location, SpecError, did_you_mean
@@ -22,14 +23,32 @@ CELL_KEYS = ("nodes", "inputs", "ops", "combine", "reduce", "concat")
 BODY_KEYS = ("pattern", "N", "F", "preprocess")
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class Choice:
-    """One decision: a stable dotted `name` and its options, each under a stable key."""
+    """One decision: a stable dotted `name` and its options, each under a stable key.
+
+    Frozen: the document and `space.choices()` share each Choice, so no caller can change the space through
+    it. `values` is a read-only view of a private deep copy; copies of a document share the Choice itself."""
 
     name: str
-    values: dict[str, Any]  # option key -> value (a scalar, or an op spec / block-key for op choices)
+    values: Mapping[str, Any]  # option key -> value (a scalar, or an op spec / block-key for op choices)
     where: Location = field(default_factory=Location)
     set_name: str | None = None  # the named option set (`$tbs`) it came from, if any
+
+    def __post_init__(self):
+        object.__setattr__(self, "values", MappingProxyType(copy.deepcopy(dict(self.values))))
+
+    def __deepcopy__(self, memo) -> "Choice":
+        return self
+
+    def __reduce__(self):  # picklable (Ray ships spaces to its workers) although the view itself is not
+        return (Choice, (self.name, dict(self.values), self.where, self.set_name))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Choice) and (self.name, dict(self.values), self.set_name) == (
+            other.name, dict(other.values), other.set_name)
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, like the mutable dataclass it replaced
 
     @property
     def keys(self) -> tuple[str, ...]:

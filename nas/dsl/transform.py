@@ -6,6 +6,7 @@ a transform that makes shapes impossible raises the usual located SpecError.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from typing import Any, Callable
 
@@ -159,14 +160,13 @@ def _rename(node: Any, old: str, new: str) -> Any:
     node = copy.deepcopy(node)
 
     def visit(value: Any) -> Any:
-        if isinstance(value, Choice):
-            value.name = value.name.replace(old, new, 1)
-        elif isinstance(value, dict):
-            for v in value.values():
-                visit(v)
+        if isinstance(value, Choice):  # frozen: a renamed copy
+            return dataclasses.replace(value, name=value.name.replace(old, new, 1))
+        if isinstance(value, dict):
+            for k, v in value.items():
+                value[k] = visit(v)
         elif isinstance(value, list):
-            for v in value:
-                visit(v)
+            value[:] = [visit(v) for v in value]
         return value
 
     return visit(node)
