@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.ops.common import ConvBNAct
+from nas.ops.common import ConvBNAct, same_padding
 
 
 class SepConv(nn.Module):
@@ -20,7 +20,7 @@ class SepConv(nn.Module):
         layers = []
         for i in range(repeat):
             out = c if i == repeat - 1 else c_in
-            pad = dilation * (k - 1) // 2
+            pad = same_padding(k, dilation)
             stride = s if i == 0 else 1
             depthwise = nn.Conv2d(c_in, c_in, k, stride, pad, dilation=dilation, groups=c_in,
                                   bias=False)
@@ -38,7 +38,8 @@ class AvgPool(nn.Module):
     def __init__(self, c_in: int, c: int, k: int = 3, s: int = 1, p: int | None = None,
                  bn_eps: float = 1e-5, bn_momentum: float = 0.1):
         super().__init__()
-        self.pool = nn.AvgPool2d(k, s, k // 2 if p is None else p, count_include_pad=False)
+        padding = same_padding(k) if p is None else p
+        self.pool = nn.AvgPool2d(k, s, padding, count_include_pad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(x)
@@ -50,7 +51,7 @@ class MaxPool(nn.Module):
     def __init__(self, c_in: int, c: int, k: int = 3, s: int = 1, p: int | None = None,
                  ceil: bool = False, bn_eps: float = 1e-5, bn_momentum: float = 0.1):
         super().__init__()
-        self.pool = nn.MaxPool2d(k, s, k // 2 if p is None else p, ceil_mode=ceil)
+        self.pool = nn.MaxPool2d(k, s, same_padding(k) if p is None else p, ceil_mode=ceil)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(x)

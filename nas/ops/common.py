@@ -36,6 +36,11 @@ def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
     return x * mask / keep
 
 
+def same_padding(k: int, dilation: int = 1) -> int:
+    """Padding that keeps the size at stride 1 for odd k (the DSL plans shapes by the same rule)."""
+    return dilation * (k - 1) // 2
+
+
 class ConvBNAct(nn.Module):
     """k×k conv, batch norm, activation; `preact` puts the activation first (NASNet/DARTS
     ReLU-Conv-BN)."""
@@ -45,7 +50,7 @@ class ConvBNAct(nn.Module):
                  bias: bool = False, preact: bool = False, bn_eps: float = 1e-5,
                  bn_momentum: float = 0.1):
         super().__init__()
-        padding = dilation * (k - 1) // 2 if p is None else p
+        padding = same_padding(k, dilation) if p is None else p
         self.preact = preact
         self.act = make_act(act)
         self.conv = nn.Conv2d(c_in, c, k, s, padding, dilation=dilation, groups=groups,
