@@ -147,7 +147,7 @@ def _check_unit(spec: dict, in_shape: Shape, where: Location) -> None:
     if op == "classifier" and not spec["linear"] and c != c_in:
         raise SpecError(f"a classifier without a linear layer needs one channel per class ({c_in} in, {c} "
                         "classes)", where, "end the body with a 1×1 conv to the number of classes")
-    if op in ("dwconv", "avgpool", "maxpool", "se", "convnext", "pool", "norm") and c != c_in:
+    if OPS[op].keeps_width and c != c_in:
         raise SpecError(f"{op} keeps the width: it gets {c_in} channels but is asked for {c}", where,
                         "drop 'c' or add a 1×1 conv")
     if op == "conv" and (c_in % spec["groups"] or c % spec["groups"]):
@@ -157,13 +157,9 @@ def _check_unit(spec: dict, in_shape: Shape, where: Location) -> None:
         hidden = expanded_width(spec)
         if c_in % g or c % g or hidden % g:
             raise SpecError(f"ir groups={g} must divide the widths ({c_in} in, {hidden} hidden, {c} out)", where)
-    widths = {"dense": lambda: c_in + spec["units"] * spec["growth"],
-              "inception": lambda: spec["b1"] + spec["b2"] + spec["b3"] + spec["b4"],
-              "inception3": lambda: {"a": 224 + spec.get("pool_features", 0), "b": 480 + c_in, "c": 768,
-                                     "d": 512 + c_in, "e": 2048}[spec["kind"]]}
-    if op in widths and c != widths[op]():
-        raise SpecError(f"{op}: its output width is {widths[op]()}, but c = {c}", where,
-                        f"set c: {widths[op]()}")
+    width = OPS[op].out_width(spec) if OPS[op].out_width else c
+    if c != width:
+        raise SpecError(f"{op}: its output width is {width}, but c = {c}", where, f"set c: {width}")
     if op == "shuffle" and (c % 2 or (spec["s"] == 1 and c != c_in)):
         raise SpecError(f"shuffle: width must be even and, at stride 1, unchanged ({c_in} in, {c} out)", where)
     if op == "skip" and spec["reduce"] == "factorized" and spec["s"] not in (1, 2):

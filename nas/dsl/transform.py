@@ -13,10 +13,8 @@ from typing import Any, Callable
 from nas.dsl.errors import Location, SpecError
 from nas.dsl.meta import check_preprocess
 from nas.dsl.nodes import Choice, Space, option_key
+from nas.dsl.ops import OPS
 
-# Ops whose `c` is a free width (scaled by a width multiplier); others keep their input's width or, like the
-# classifier, are set by the number of classes.
-_WIDTH_OPS = ("conv", "ir", "sep", "fac_conv", "skip", "zero")
 
 
 def round_channels(channels: float, divisor: int = 8) -> int:
@@ -118,7 +116,7 @@ def with_width(space: Space, multiplier: float, divisor: int = 8) -> Space:
 
     for section in ("stem", "head"):
         for spec in doc[section]:
-            if spec.get("op") in _WIDTH_OPS and "c" in spec:
+            if "c" in spec and spec.get("op") in OPS and OPS[spec["op"]].width_scaled:
                 spec["c"] = _map_value(spec["c"], scale_for(spec))
     for row in doc.get("stages", []):
         row["c"] = _map_value(row["c"], scale_for(row))
