@@ -323,44 +323,12 @@ def _plan_cells(doc: dict, stem: list[Unit], shape: Shape) -> tuple[list[Cell], 
         reads = {node[key] for node in spec["nodes"] for key in node if key.startswith("in")}
         if isinstance(spec["concat"], list):
             reads |= set(spec["concat"])
-        if "h0" not in reads:  # an input no node reads is not computed at all (tracing would drop it too)
-            pre0 = None
-        elif h0[1] != h1[1]:
-            if h0[1] != 2 * h1[1] and (h0[1] + 1) // 2 != h1[1]:
-                raise SpecError(f"cell {k}: inputs of sizes {h0[1]} and {h1[1]} cannot be matched", where)
-            pre0 = make_unit(f"body.{k}.pre0", {"op": "skip", "reduce": "factorized"}, h0, {"c": C, "s": 2})
-        elif preprocess == "as_needed" and h0[0] == C:
-            pre0 = None
-        else:
-            pre0 = make_unit(f"body.{k}.pre0", {"op": "conv", "k": 1, "preact": True}, h0, {"c": C})
-        pre1 = make_unit(f"body.{k}.pre1", {"op": "conv", "k": 1, "preact": True}, h1, {"c": C}) \
-            if "h1" in reads else None
+        pre0, pre1 = _cell_inputs(k, reads, h0, h1, C, preprocess, where)
         states = {"h0": (C if pre0 is not None else h0[0], h1[1], h1[2]), "h1": (C, h1[1], h1[2])}
         nodes, used = [], set()
         for j, node in enumerate(spec["nodes"]):
-            inputs, out = [], None
-            count = sum(1 for key in node if key.startswith("op"))
-            for t in range(count):
-                if f"op{t}" not in node or f"in{t}" not in node:
-                    raise SpecError(f"cell '{name}' node {j} needs op{t} and in{t}", where)
-                src = node[f"in{t}"]
-                if src not in states:
-                    raise SpecError(f"cell '{name}' node {j}: input '{src}' does not exist", _loc(node, f"in{t}"),
-                                    f"node {j} can read {', '.join(states)}")
-                used.add(src)
-                op_spec = _lookup_block(doc, node[f"op{t}"], where)
-                stride = 2 if spec["reduce"] and src in ("h0", "h1") else 1
-                overrides = {"c": C}
-                if OPS.get(op_spec.get("op")) is not None and OPS[op_spec["op"]].strided:
-                    overrides["s"] = stride
-                unit = make_unit(f"body.{k}.nodes.{j}.op{t}", op_spec, states[src], overrides)
-                if out is not None and unit.out_shape != out:
-                    raise SpecError(f"cell '{name}' node {j}: inputs disagree in shape ({out} vs {unit.out_shape})",
-                                    where, "in a reduction cell every op reading h0/h1 is strided")
-                out = unit.out_shape
-                inputs.append((src, unit))
-            states[f"n{j}"] = out
-            nodes.append(Node(inputs))
+            planned, states[f"n{j}"] = _plan_node(doc, spec, name, k, j, node, states, used, C, where)
+            nodes.append(planned)
         concat = _concat_list(spec, states, used, name, where)
         sizes = {states[s][1:] for s in concat}
         if len(sizes) != 1:
@@ -372,6 +340,56 @@ def _plan_cells(doc: dict, stem: list[Unit], shape: Shape) -> tuple[list[Cell], 
         h0, h1 = h1, out_shape
     _mark_live(cells)
     return cells, h1
+
+
+def _one_reduction_apart(larger: int, smaller: int) -> bool:
+    """A stride-2 reduction (with PyTorch's rounding up of odd sizes) takes `larger` to `smaller`."""
+    return larger == 2 * smaller or (larger + 1) // 2 == smaller
+
+
+def _cell_inputs(k: int, reads: set, h0: Shape, h1: Shape, C: int, preprocess: str, where: Location):
+    """The units that bring the cell's two inputs to C channels at h1's size (None where nothing is needed):
+    h0 (two cells back) is halved by a factorized reduction when a reduction cell lies between."""
+    if "h0" not in reads:  # an input no node reads is not computed at all (tracing would drop it too)
+        pre0 = None
+    elif h0[1] != h1[1]:
+        if not _one_reduction_apart(h0[1], h1[1]):
+            raise SpecError(f"cell {k}: inputs of sizes {h0[1]} and {h1[1]} cannot be matched", where)
+        pre0 = make_unit(f"body.{k}.pre0", {"op": "skip", "reduce": "factorized"}, h0, {"c": C, "s": 2})
+    elif preprocess == "as_needed" and h0[0] == C:
+        pre0 = None
+    else:
+        pre0 = make_unit(f"body.{k}.pre0", {"op": "conv", "k": 1, "preact": True}, h0, {"c": C})
+    pre1 = make_unit(f"body.{k}.pre1", {"op": "conv", "k": 1, "preact": True}, h1, {"c": C}) \
+        if "h1" in reads else None
+    return pre0, pre1
+
+
+def _plan_node(doc: dict, spec: dict, name: str, k: int, j: int, node: dict, states: dict, used: set, C: int,
+               where: Location) -> tuple[Node, Shape | None]:
+    """Node j of cell k and its output shape: each (op, input) pair planned on its input's shape; the pairs
+    must agree in shape. A reduction cell strides every op that reads h0 or h1."""
+    inputs, out = [], None
+    count = sum(1 for key in node if key.startswith("op"))
+    for t in range(count):
+        if f"op{t}" not in node or f"in{t}" not in node:
+            raise SpecError(f"cell '{name}' node {j} needs op{t} and in{t}", where)
+        src = node[f"in{t}"]
+        if src not in states:
+            raise SpecError(f"cell '{name}' node {j}: input '{src}' does not exist", _loc(node, f"in{t}"),
+                            f"node {j} can read {', '.join(states)}")
+        used.add(src)
+        op_spec = _lookup_block(doc, node[f"op{t}"], where)
+        overrides = {"c": C}
+        if OPS.get(op_spec.get("op")) is not None and OPS[op_spec["op"]].strided:
+            overrides["s"] = 2 if spec["reduce"] and src in ("h0", "h1") else 1
+        unit = make_unit(f"body.{k}.nodes.{j}.op{t}", op_spec, states[src], overrides)
+        if out is not None and unit.out_shape != out:
+            raise SpecError(f"cell '{name}' node {j}: inputs disagree in shape ({out} vs {unit.out_shape})",
+                            where, "in a reduction cell every op reading h0/h1 is strided")
+        out = unit.out_shape
+        inputs.append((src, unit))
+    return Node(inputs), out
 
 
 def _mark_live(cells: list[Cell]) -> None:
