@@ -91,6 +91,8 @@ def load_dataset(name: str = "digits", size: int = 32, root: str | os.PathLike |
     for what, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0 <= value < 1:
             raise SpecError(f"{what} must be in [0, 1), got {value}")
+    if preprocess is not None:  # read at the trained model's input size and channels
+        size, channels = preprocess["size"], preprocess["channels"]
     names = None  # class names, where the source has them
     if name == "digits":
         x, y, classes = _digits()
@@ -118,8 +120,6 @@ def _finish(name: str, parts, classes: int, size: int, channels: int | None,
             preprocess: dict | None = None) -> Dataset:
     """Resize, match channels and normalize every split with `nas.ops.preprocess` — the code that exported
     models ship — using the training split's statistics, or those of `preprocess` (a trained model's record)."""
-    if preprocess is not None:
-        size, channels = preprocess["size"], preprocess["channels"]
     have = np.asarray(parts[0][0]).shape[1]
     want = channels or have
     if want != have and have != 1:
