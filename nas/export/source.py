@@ -202,7 +202,7 @@ def _header(blocks: list[str]) -> str:
     lines = ["from __future__ import annotations", ""]
     lines += [_IMPORTS[name] for name in ("math", "torch", "F") if name in used]
     if "nn" in used:
-        lines += ["", _IMPORTS["nn"]]
+        lines.append(_IMPORTS["nn"])
     return "\n".join(lines) + "\n"
 
 
