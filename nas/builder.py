@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from nas import ops
-from nas.dsl.errors import SpecError
 from nas.dsl.nodes import Arch, Space
 from nas.dsl.plan import Cell, Plan
 
@@ -39,9 +38,11 @@ class Node(nn.ModuleDict):
 
 
 class CellModule(nn.Module):
-    """A NASNet/DARTS cell: preprocess h0 (h_{i-1}) and h1 (h_i), run the nodes, concatenate `concat`."""
+    """A NASNet/DARTS cell: preprocess h0 (h_{i-1}) and h1 (h_i), run the nodes, concatenate
+    `concat`."""
 
-    def __init__(self, pre0: nn.Module | None, pre1: nn.Module | None, nodes: list[Node], concat: list[str]):
+    def __init__(self, pre0: nn.Module | None, pre1: nn.Module | None, nodes: list[Node],
+                 concat: list[str]):
         super().__init__()
         self.pre0 = pre0 if pre0 is not None else nn.Identity()
         self.pre1 = pre1 if pre1 is not None else nn.Identity()
@@ -63,24 +64,31 @@ class DeadCell(nn.Module):
 
 
 class Network(nn.Module):
-    """The network of a block or cell architecture."""
+    """A block network: stem, stages of layers, head."""
 
-    def __init__(self, stem: list[nn.Module], head: list[nn.Module], stages: list[Stage] | None = None,
-                 body: list[CellModule] | None = None):
+    def __init__(self, stem: list[nn.Module], head: list[nn.Module], stages: list[Stage]):
         super().__init__()
         self.stem = nn.Sequential(*stem)
-        if stages is not None:
-            self.stages = nn.ModuleList(stages)
-        if body is not None:
-            self.body = nn.ModuleList(body)
+        self.stages = nn.ModuleList(stages)
         self.head = nn.Sequential(*head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if hasattr(self, "stages"):
-            x = self.stem(x)
-            for stage in self.stages:
-                x = stage(x)
-            return self.head(x)
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        return self.head(x)
+
+
+class CellNetwork(nn.Module):
+    """A cell network: stem, a body of cells that each read the two states before them, head."""
+
+    def __init__(self, stem: list[nn.Module], head: list[nn.Module], body: list[CellModule]):
+        super().__init__()
+        self.stem = nn.Sequential(*stem)
+        self.body = nn.ModuleList(body)
+        self.head = nn.Sequential(*head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         h0 = h1 = x
         for layer in self.stem:  # the cells read the last two stem outputs
             h0, h1 = h1, layer(h1)
@@ -99,19 +107,20 @@ def _cell_module(cell: Cell, bn: dict) -> CellModule:
     return CellModule(pre0, pre1, nodes, cell.concat)
 
 
-def build_plan(plan: Plan) -> Network:
+def build_plan(plan: Plan) -> Network | CellNetwork:
     bn = plan.bn
     stem = [ops.make(u.spec, bn) for u in plan.stem]
     head = [ops.make(u.spec, bn) for u in plan.head]
     if plan.cells:
         body = [_cell_module(cell, bn) if cell.live else DeadCell() for cell in plan.cells]
-        return Network(stem, head, body=body)
+        return CellNetwork(stem, head, body=body)
     stages = [Stage([ops.make(u.spec, bn) for u in stage]) for stage in plan.stages]
     return Network(stem, head, stages=stages)
 
 
 def init_weights(model: nn.Module) -> None:
-    """He-normal (fan-out) convs, unit BN, small uniform linear layers: the usual ImageNet CNN init."""
+    """He-normal (fan-out) convs, unit BN, small uniform linear layers: the usual ImageNet CNN init.
+    """
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -128,13 +137,12 @@ def init_weights(model: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
-def build(arch: Arch, seed: int | None = None) -> Network:
-    """Build the nn.Module of a fixed architecture; `seed` makes the initial weights reproducible."""
+def build(arch: Arch, seed: int | None = None) -> Network | CellNetwork:
+    """Build the nn.Module of a fixed architecture; `seed` makes the initial weights reproducible.
+    """
     if not isinstance(arch, Space):
         raise TypeError(f"build() takes an Arch, got {type(arch).__name__}")
-    if arch.choices():
-        raise SpecError(f"'{arch.name}' is a search space with {len(arch.choices())} choices", arch.file,
-                        "resolve it first: space.resolve(space.sample(seed))")
+    arch.require_fixed("resolve it first: space.resolve(space.sample(seed))")
     plan = arch.plan() if isinstance(arch, Arch) else None
     from nas.budget import check_budget
 

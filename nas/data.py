@@ -17,7 +17,7 @@ import tarfile
 import urllib.request
 import warnings
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +26,15 @@ import torch.nn.functional as F
 
 from nas.data_checks import check_bytes, check_cifar_batch, check_images, check_labels, check_memory, check_splits
 from nas.dsl.errors import SpecError, did_you_mean
+from nas.ops.preprocess import RESIZE, fit_images, normalize
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder", "npz")
 CIFAR = {
     "cifar10": {"url": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
                 "md5": "c58f30108f718f92721af3b95e74349a", "folder": "cifar-10-batches-py",
                 "train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"], "label": b"labels",
-                "classes": 10},
+                "classes": 10, "names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                                         "ship", "truck"]},
     "cifar100": {"url": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
                  "md5": "eb9058c3a382ffc7106e4002c42a8d85", "folder": "cifar-100-python",
                  "train": ["train"], "test": ["test"], "label": b"fine_labels", "classes": 100},
@@ -62,6 +64,9 @@ class Dataset:
     classes: int
     channels: int
     size: int
+    # What a model trained on it expects (size, channels, resize, mean, std, class names where known): the
+    # `preprocess:` section of a trained architecture, and model.py's constants.
+    preprocess: dict = field(default_factory=dict)
 
     def describe(self) -> str:
         return (f"{self.name}: {self.channels}×{self.size}×{self.size}, {self.classes} classes, "
@@ -75,10 +80,13 @@ def cache_dir() -> Path:
 # -- loading -------------------------------------------------------------------------------------------------
 def load_dataset(name: str = "digits", size: int = 32, root: str | os.PathLike | None = None,
                  val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0, channels: int | None = None,
-                 download: bool = True, url: str | None = None, md5: str | None = None) -> Dataset:
+                 download: bool = True, url: str | None = None, md5: str | None = None,
+                 preprocess: dict | None = None) -> Dataset:
     """Load a dataset by name. `test_fraction` applies where the source has no official test split.
 
     For CIFAR, `url` and `md5` replace the official archive's address and checksum (a mirror).
+    `preprocess` (a trained architecture's `preprocess:` record) prepares the images as that model was trained:
+    its size, channels, mean and std instead of `size`, `channels` and this data's own statistics.
     """
     if name not in DATASETS:
         raise SpecError(f"unknown dataset '{name}'", "--data", did_you_mean(name, DATASETS))
@@ -88,54 +96,54 @@ def load_dataset(name: str = "digits", size: int = 32, root: str | os.PathLike |
         if not 0 <= value < 1:
             raise SpecError(f"{what} must be in [0, 1), got {value}")
     source = str(root) if root is not None and name != "digits" else name
+    if preprocess is not None:  # read at the trained model's input size and channels
+        size, channels = preprocess["size"], preprocess["channels"]
+    names = None  # class names, where the source has them
     if name == "digits":
         x, y, classes = _digits()
+        names = [str(i) for i in range(classes)]
         parts = _split(x, y, val_fraction, test_fraction, seed)
     elif name in CIFAR:
         (x, y), (x_test, y_test), classes = _cifar(name, root, download, url, md5)
+        names = CIFAR[name].get("names")
         train, val = _stratified(x, y, val_fraction, seed)
         parts = (train, val, (x_test, y_test))
     elif name == "imagefolder":
-        x, y, classes = _image_folder(root, size, channels or 3)
+        x, y, names = _image_folder(root, size, channels or 3)
+        classes = len(names)
         parts = _split(x, y, val_fraction, test_fraction, seed)
     else:
         x, y, classes = _npz(root)
         parts = _split(x, y, val_fraction, test_fraction, seed)
     check_splits(parts, source)
     check_memory(sum(len(p[1]) for p in parts), channels or parts[0][0].shape[1], size, source)
-    return _finish(name, parts, classes, size, channels)
+    data = _finish(name, parts, classes, size, channels, preprocess)
+    if names and "classes" not in data.preprocess:
+        data.preprocess["classes"] = list(names)
+    return data
 
 
-def _finish(name: str, parts, classes: int, size: int, channels: int | None) -> Dataset:
-    tensors = [(_to_float(x), torch.as_tensor(np.asarray(y), dtype=torch.int64)) for x, y in parts]
-    tensors = [(_resize(x, size), y) for x, y in tensors]
-    have = tensors[0][0].shape[1]
+def _finish(name: str, parts, classes: int, size: int, channels: int | None,
+            preprocess: dict | None = None) -> Dataset:
+    """Resize, match channels and normalize every split with `nas.ops.preprocess` — the code that exported
+    models ship — using the training split's statistics, or those of `preprocess` (a trained model's record)."""
+    have = np.asarray(parts[0][0]).shape[1]
     want = channels or have
-    if want != have:
-        if have != 1:
-            raise SpecError(f"{name} has {have} channels; cannot turn them into {want}", "--channels")
-        tensors = [(x.repeat(1, want, 1, 1), y) for x, y in tensors]
-    train_x = tensors[0][0]
-    mean = train_x.mean(dim=(0, 2, 3), keepdim=True)
-    std = train_x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
-    splits = [Split(((x - mean) / std).contiguous(), y) for x, y in tensors]
-    return Dataset(name, splits[0], splits[1], splits[2], classes, want, size)
+    if want != have and have != 1:
+        raise SpecError(f"{name} has {have} channels; cannot turn them into {want}", "--channels")
+    tensors = [(fit_images(np.asarray(x), size, want), torch.as_tensor(np.asarray(y), dtype=torch.int64))
+               for x, y in parts]
+    if preprocess is None:
+        preprocess = {"size": size, "channels": want, "resize": RESIZE,
+                      "mean": _rounded(tensors[0][0].mean(dim=(0, 2, 3))),
+                      "std": _rounded(tensors[0][0].std(dim=(0, 2, 3)).clamp_min(1e-6))}
+    splits = [Split(normalize(x, preprocess["mean"], preprocess["std"]), y) for x, y in tensors]
+    return Dataset(name, splits[0], splits[1], splits[2], classes, want, size, dict(preprocess))
 
 
-def _to_float(x: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """N×C×H×W float32 in [0, 1] from uint8 images or floats."""
-    t = torch.as_tensor(np.asarray(x))
-    if t.dtype == torch.uint8:
-        return t.float().div_(255.0)
-    return t.float()
-
-
-def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    if x.shape[-1] == size and x.shape[-2] == size:
-        return x
-    if len(x) == 0:
-        return x.new_zeros(0, x.shape[1], size, size)
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+def _rounded(values: torch.Tensor) -> list[float]:
+    """Statistics as recorded (6 significant digits, readable in arch.yaml); training uses these same values."""
+    return [float(f"{v:.6g}") for v in values.tolist()]
 
 
 def _stratified(x, y, fraction: float, seed: int):
@@ -301,7 +309,7 @@ def _image_folder(root, size: int, channels: int):
                 raise SpecError(f"cannot read image: {err}", str(path)) from None
             xs.append(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
             ys.append(label)
-    return np.stack(xs), np.array(ys, dtype=np.int64), len(class_dirs)
+    return np.stack(xs), np.array(ys, dtype=np.int64), [folder.name for folder in class_dirs]
 
 
 def _npz(root):

@@ -145,9 +145,7 @@ def round_resolution(size: float, multiple: int = RESOLUTION_MULTIPLE) -> int:
 
 def check_base(base: Space) -> Arch:
     """A fixed block architecture, or a one-line SpecError saying why `base` cannot be scaled."""
-    if base.choices():
-        raise SpecError(f"'{base.name}' is a search space with {len(base.choices())} choices", base.file,
-                        "scale a fixed architecture (resolve one first)")
+    base.require_fixed("scale a fixed architecture (resolve one first)")
     if not base.doc.get("stages"):
         kind = "a cell network" if "cells" in base.doc else "a network without stages"
         raise SpecError(f"'{base.name}' has no stages to scale ({kind})", base.file,
@@ -208,7 +206,13 @@ def official(base: Space, phi: int) -> ScaleResult:
     m = Multipliers(depth, width, size / base_size)
     arch = with_dropout(apply(base, m, size=size), dropout)
     name = f"efficientnet_b{phi}" if base.name == "efficientnet_b0" else f"{base.name}_official_b{phi}"
-    return ScaleResult(with_name(arch, name), base, m, float(phi), {}, official=True)
+    arch = with_name(arch, name)
+    if base.name == "efficientnet_b0":  # the released model has published figures of its own
+        doc = arch.clone_doc()
+        doc["reference"] = {"params": PAPER[phi][0], "flops": PAPER[phi][1], "source": "Tan & Le 2019, Table 2"}
+        doc["description"] = f"EfficientNet-B{phi} (the released width, depth, resolution and dropout)"
+        arch = arch.copy_with(doc)
+    return ScaleResult(arch, base, m, float(phi), {}, official=True)
 
 
 def count(arch: Arch):

@@ -95,6 +95,15 @@ def pick_device(device: str | None = "auto") -> torch.device:
     return resolve_device(device)
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, which a scheduler or `taskset` narrows), the
+    default of `--threads`: torch's own default counts every core of the machine."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity masks on this platform (macOS, Windows)
+        return os.cpu_count() or 1
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)

@@ -15,9 +15,13 @@ ALIASES = {f"b{i}": f"efficientnet_b{i}" for i in range(8)}
 
 
 def spaces_dir() -> Path:
-    """search_spaces/ of the checkout (the package is installed in editable mode from it), or $NAS_SPACES."""
+    """$NAS_SPACES; else the copy shipped in the installed package (`pip install .`, see setup.py); else the
+    checkout's search_spaces/ (an editable install, or PYTHONPATH=checkout)."""
     env = os.environ.get("NAS_SPACES")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "search_spaces"
+    if env:
+        return Path(env)
+    shipped = Path(__file__).resolve().parent / "search_spaces"
+    return shipped if shipped.is_dir() else Path(__file__).resolve().parent.parent / "search_spaces"
 
 
 def zoo_dir() -> Path:

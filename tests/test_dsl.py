@@ -146,6 +146,54 @@ def test_transforms_are_pure_and_revalidate(spaces):
     assert "stages.1.layers.5" in fb.choices()
 
 
+def test_transforms_clear_stale_references():
+    """A quarter-width MobileNetV2 must not claim the full network's 3,504,872 params: every transform that
+    changes the network drops `reference`, rewrites `description` and says what it was derived from."""
+    base = nas.zoo.load("mobilenetv2")
+    assert base.doc["reference"]["params"] == 3504872
+    small = base.with_width(0.25).with_input(channels=1, size=32).with_classes(10).with_depth(2)
+    assert "reference" not in small.doc and "224" not in small.doc["description"]
+    assert small.doc["derived_from"] == {"name": "mobilenetv2",
+                                         "transforms": ["width x0.25", "input 1x32x32", "10 classes", "depth x2"]}
+    again = loads(dumps(small))  # the record survives dump → load
+    assert again.doc["derived_from"] == small.doc["derived_from"] and "reference" not in again.doc
+    same = base.with_width(1).with_input(size=224).with_classes(1000).with_depth(1)
+    assert same.doc["reference"] == base.doc["reference"] and "derived_from" not in same.doc  # nothing changed
+    from nas import scaling
+
+    quarter = scaling.scale_dimensions(base, width=0.25).arch
+    assert "reference" not in quarter.doc and quarter.doc["derived_from"]["name"] == "mobilenetv2"
+    b2 = scaling.official(nas.zoo.load("b0"), 2).arch  # the released B2 has published figures of its own
+    assert b2.doc["reference"]["params"] == 9.2e6 and "B2" in b2.doc["description"]
+
+
+def test_require_fixed_is_the_one_search_space_guard(spaces):
+    space = nas.load(spaces / "fbnet.yaml")
+    with pytest.raises(SpecError, match="'fbnet' is a search space with 22 choices") as err:
+        space.require_fixed("pick one")
+    assert err.value.hint == "pick one" and "fbnet.yaml" in str(err.value)
+    arch = space.resolve(space.sample(0))
+    assert arch.require_fixed() is arch
+    with pytest.raises(SpecError, match="is a search space"):
+        nas.build(space)
+
+
+def test_choices_are_frozen_and_travel(spaces):
+    import dataclasses
+    import pickle
+
+    space = nas.load(spaces / "fbnet.yaml")
+    choice = space.choices()["stages.1.layers.0"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        choice.name = "renamed"
+    with pytest.raises(TypeError):
+        choice.values["new"] = {"op": "skip"}  # a read-only view
+    assert pickle.loads(pickle.dumps(choice)) == choice  # Ray ships spaces to its workers
+    deeper = space.with_depth(1.5)  # renaming copies: the original keeps its names
+    assert "stages.1.layers.5" in deeper.choices() and "stages.1.layers.5" not in space.choices()
+    assert space.resolve(space.sample(3)).doc == nas.load(spaces / "fbnet.yaml").resolve(space.sample(3)).doc
+
+
 def test_rounding_rules():
     assert round_channels(32 * 1.1) == 32 and round_channels(40 * 1.1) == 48 and round_channels(3) == 8
     assert round_channels(1280 * 1.1) == 1408 and round_channels(12) == 16

@@ -15,6 +15,7 @@ import nas
 from nas.cli import main
 from nas.cost.flops import Cost
 from nas.dsl import SpecError
+from nas.dsl.transform import with_preprocess
 from nas.export import check_onnx, export, python_source, text_literal
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +27,7 @@ SIZES = (32, 48, 64, 80, 96, 128, 160, 224)
 # `nas` install is invisible; only the folder that holds torch is put back. It first proves that `import nas`
 # fails. Each case folder holds model.py, weights.pt and input.pt; it writes output.pt.
 RUNNER = f"""
-import importlib.util, json, sys
+import importlib.util, json, os, sys
 sys.path.append({SITE!r})
 try:
     import nas
@@ -42,11 +43,16 @@ for folder in sys.argv[1:]:
     spec.loader.exec_module(module)
     net = getattr(module, "Net")().eval()
     net.load_state_dict(torch.load(folder + "/weights.pt", weights_only=True))
+    raw = folder + "/raw.pt"  # raw images: the module's own preprocess() prepares them
     with torch.no_grad():
-        out = net(torch.load(folder + "/input.pt", weights_only=True))
+        if os.path.exists(raw):
+            out = net(module.preprocess(torch.load(raw, weights_only=True)))
+        else:
+            out = net(torch.load(folder + "/input.pt", weights_only=True))
     torch.save(out, folder + "/output.pt")
     results[folder] = {{"params": sum(p.numel() for p in net.parameters()), "doc": module.__doc__,
-                       "yaml": module.ARCH_YAML, "keys": sorted(net.state_dict())}}
+                       "yaml": module.ARCH_YAML, "keys": sorted(net.state_dict()),
+                       "classes": list(getattr(module, "CLASSES", [])) or None}}
 print(json.dumps(results))
 """
 
@@ -177,6 +183,43 @@ def test_generated_source_is_readable_and_only_what_is_used():
     assert imports <= {"torch", "torch.nn", "torch.nn.functional", "math", "__future__"}
 
 
+def _lint_cases():
+    """Every zoo entry (spaces by one sample) and a NASNet sample with dead cells, with a trained record."""
+    cases = [(name, arch) for name, arch in _zoo_cases()]
+    cases.append(next(c for c in _sampled_cases() if c[0] == "nasnet-dead-cells"))
+    record = {"size": 32, "channels": 3, "mean": [0.49, 0.48, 0.45], "std": [0.25, 0.24, 0.26],
+              "classes": [f"class {i}" for i in range(10)]}
+    trained = with_preprocess(nas.zoo.load("mobilenetv2").with_input(size=32).with_classes(10), record)
+    cases.append(("trained-mobilenetv2", trained))  # with the constants and preprocess()
+    return cases
+
+
+@pytest.mark.parametrize("case", _lint_cases(), ids=lambda c: c[0])
+def test_exported_source_lints_clean_and_fits_100_columns(case):
+    """model.py reads as written by hand: pyflakes finds no unused import and no undefined name (annotations
+    included), no line passes 100 columns, and every annotation resolves (`typing.get_type_hints`)."""
+    import io
+    import typing
+
+    from pyflakes.api import check
+    from pyflakes.reporter import Reporter
+
+    name, arch = case
+    source = python_source(arch, cost=Cost(flops=0.0, params=0))
+    warnings, errors = io.StringIO(), io.StringIO()
+    assert check(source, "model.py", Reporter(warnings, errors)) == 0, warnings.getvalue() + errors.getvalue()
+    too_long = [(i, len(line)) for i, line in enumerate(source.splitlines(), 1) if len(line) > 100]
+    assert not too_long, too_long[:5]
+    namespace: dict = {}
+    exec(compile(source, "model.py", "exec"), namespace)
+    ours = lambda f: getattr(getattr(f, "__code__", None), "co_filename", None) == "model.py"  # noqa: E731
+    functions = [v for v in namespace.values() if ours(v)]
+    functions += [f for v in namespace.values() if isinstance(v, type) for f in vars(v).values() if ours(f)]
+    assert len(functions) > 3
+    for function in functions:
+        typing.get_type_hints(function, namespace)  # NameError if an annotation names what is not there
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text())
 def test_text_literal_round_trips_any_text(text):
@@ -204,13 +247,16 @@ def test_hostile_specs_cannot_inject_code(path, tmp_path, monkeypatch):
     # the module holds only: docstring, imports, our copied definitions, ARCH_YAML and the Net class
     kinds = [type(n).__name__ for n in tree.body]
     assert kinds[0] == "Expr" and set(kinds[1:]) <= {"ImportFrom", "Import", "ClassDef", "FunctionDef", "Assign"}
-    assert [n.targets[0].id for n in tree.body if isinstance(n, ast.Assign)] == ["ARCH_YAML"]
+    constants = ["ARCH_YAML"] + (["INPUT_SIZE", "INPUT_CHANNELS", "MEAN", "STD", "CLASSES"]
+                                 if "preprocess" in arch.doc else [])
+    assert [n.targets[0].id for n in tree.body if isinstance(n, ast.Assign)] == constants
     calls = {node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
              for node in ast.walk(tree) if isinstance(node, ast.Call)}
     assert not calls & {"__import__", "exec", "eval", "system", "compile", "open", "getattr", "popen"}
     results = _run_standalone([folder], tmp_path)
     assert not list(tmp_path.rglob("PWNED")) and not (ROOT / "PWNED").exists()
     got = results[str(folder)]
+    assert got["classes"] == arch.doc.get("preprocess", {}).get("classes")  # class names arrive intact
     assert got["yaml"] == nas.dsl.dumps(arch)  # the YAML rides along intact, quotes and all
     first_line = got["doc"].splitlines()[0]
     assert all(ch not in first_line for ch in "\"'\\\u202e") and first_line.isascii()
@@ -332,3 +378,67 @@ def test_cli_export_samples_a_space(tmp_path):
     space = nas.load(ROOT / "search_spaces" / "fbnet.yaml").with_input(size=64)
     assert nas.dsl.dumps(nas.load(out / "arch.yaml")) == nas.dsl.dumps(space.resolve(space.sample(2)))
     assert main(["export", "b0", "--seed", "-1", "-o", str(out)]) == 2
+
+
+# A small CNN for 3 classes of 12×12 grey stripes (horizontal, vertical, diagonal) on a bright background:
+# mean ≈ 0.8, far from 0.5, so a model fed images without the training statistics would be far off.
+STRIPES = """
+name: stripes
+input: {channels: 1, size: 16}
+classes: 3
+stem: [{op: conv, k: 3, c: 8, s: 1}]
+stages:
+  - {op: ir, k: 3, e: 2, c: 16, n: 1, s: 2}
+head: [{op: classifier}]
+"""
+
+
+def _stripes(path: Path, n: int, seed: int) -> tuple:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    i, j = np.meshgrid(np.arange(12), np.arange(12), indexing="ij")
+    patterns = np.stack([(i % 4 < 2), (j % 4 < 2), ((i + j) % 4 < 2)]).astype(np.float32)
+    x = 200 + 40 * patterns[y] + rng.normal(0, 12, (n, 12, 12))
+    x = np.clip(x, 0, 255).astype(np.uint8)
+    np.savez(path, x=x, y=y)
+    return x, y
+
+
+def test_preprocessing_travels_with_the_exported_model(tmp_path, capsys):
+    """Train on an npz whose mean is far from 0.5 at another size than the network's; the exported model.py,
+    loaded where `import nas` fails, turns the raw held-out images into `nas eval`'s accuracy and loss."""
+    import torch.nn.functional as F
+
+    arch, train_file, held_out = tmp_path / "stripes.yaml", tmp_path / "train.npz", tmp_path / "held_out.npz"
+    arch.write_text(STRIPES)
+    _stripes(train_file, 300, seed=0)
+    raw_x, raw_y = _stripes(held_out, 90, seed=1)
+    run, out = tmp_path / "run", tmp_path / "export"
+    assert main(["--quiet", "train", str(arch), "--data", "npz", "--data-root", str(train_file), "--size", "16",
+                 "--epochs", "4", "--lr", "0.1", "-o", str(run)]) == 0
+    record = nas.load(run / "arch.yaml").doc["preprocess"]
+    assert record["size"] == 16 and record["channels"] == 1 and 0.75 < record["mean"][0] < 0.95
+    assert main(["export", str(run), "--format", "py,yaml,weights,torchscript", "-o", str(out)]) == 0
+    assert nas.load(out / "arch.yaml").doc["preprocess"] == record
+    sidecar = json.loads((out / "preprocess.json").read_text())
+    assert sidecar["preprocess"]["mean"] == record["mean"] and sidecar["input"]["shape"] == ["batch", 1, 16, 16]
+    capsys.readouterr()
+    assert main(["eval", str(run / "arch.yaml"), "--weights", str(run / "weights.pt"), "--data", "npz",
+                 "--data-root", str(held_out), "--split", "all"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["accuracy"] > 0.9, report  # it learned, so the comparison below means something
+    torch.save(torch.from_numpy(raw_x), out / "raw.pt")
+    result = _run_standalone([out], tmp_path)[str(out)]
+    assert "preprocess(images)" in result["doc"]
+    logits = torch.load(out / "output.pt", weights_only=True)
+    labels = torch.from_numpy(raw_y).long()
+    assert (logits.argmax(1) == labels).float().mean().item() == pytest.approx(report["accuracy"])
+    assert F.cross_entropy(logits, labels).item() == pytest.approx(report["loss"], rel=1e-4)
+
+
+def test_readme_shows_the_exported_fbnet_c_as_it_is():
+    """The README shows one whole exported model.py; it must be what the exporter writes today."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert python_source(nas.zoo.load("fbnet_c")).rstrip() in readme

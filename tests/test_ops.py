@@ -113,3 +113,15 @@ def test_zero_and_factorized_reduce_values():
     skip = ops.make(make_unit("x", {"op": "skip"}, (8, 5, 5)).spec)
     x = torch.randn(1, 8, 5, 5)
     assert torch.equal(skip(x), x)
+
+
+@pytest.mark.parametrize("op", ["maxpool", "avgpool", "conv"])
+@pytest.mark.parametrize("k", [2, 3, 4, 5])
+def test_default_padding_is_the_planned_one_for_even_and_odd_kernels(op, k):
+    """Window ops pad as the DSL plans (`same_padding` = `auto_padding`): a 2×2 pool without `p` once
+    planned 4×4 from 8×8 and built 5×5."""
+    spec = {"op": op, "k": k, "s": 2, **({"c": 4} if op == "conv" else {})}
+    unit = make_unit("x", spec, (4, 8, 8))
+    with torch.no_grad():
+        out = ops.make(unit.spec).eval()(torch.randn(1, 4, 8, 8))
+    assert tuple(out.shape[1:]) == unit.out_shape

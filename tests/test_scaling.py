@@ -161,6 +161,30 @@ def test_single_dimension_scaling_of_other_bases():
     assert compound.coefficients == scaling.DEFAULT_COEFFICIENTS
 
 
+def test_mobilenetv2_035_matches_the_paper():
+    """Table 3 of the MobileNetV2 paper: ×0.35 at 224² has 1.7M params and 59M multiply-adds. That holds
+    only because the last conv keeps 1280 channels below width 1.0 (`width: grow` in the zoo file)."""
+    from nas.cost import count_arch
+
+    thin = scaling.scale_dimensions(nas.zoo.load("mobilenetv2"), width=0.35).arch
+    assert thin.doc["head"][0]["c"] == 1280 and thin.doc["stages"][-1]["c"] == 112
+    cost = count_arch(thin).total
+    assert abs(cost.params / 1.7e6 - 1) <= 0.02, cost.params
+    assert abs(cost.flops / 59e6 - 1) <= 0.02, cost.flops
+
+
+@pytest.mark.parametrize("rule,widths", [("scale", (448, 2560)), ("grow", (1280, 2560)), ("fixed", (1280, 1280))])
+def test_a_layer_says_how_width_multipliers_apply(rule, widths):
+    doc = nas.zoo.load("mobilenetv2").doc
+    doc["head"][0]["width"] = rule
+    base = nas.zoo.load("mobilenetv2").copy_with(doc)
+    assert tuple(base.with_width(w).doc["head"][0]["c"] for w in (0.35, 2.0)) == widths
+    assert base.with_width(0.35).doc["stem"][0]["c"] == 16  # layers without a rule scale as always
+    doc["head"][0]["width"] = "never"
+    with pytest.raises(nas.dsl.errors.SpecError, match="width"):
+        nas.zoo.load("mobilenetv2").copy_with(doc).plan()
+
+
 def test_resnet50_scales_like_any_base():
     base = nas.zoo.load("resnet50")
     compound = scaling.scale(base, 1)

@@ -183,6 +183,29 @@ def test_cli_train_writes_the_run_folder_and_eval_reads_it(tmp_path, capsys):
     assert report["accuracy"] == pytest.approx(metrics["test_acc"])
 
 
+def test_threads_default_to_the_cpus_given_and_follow_the_flag(tmp_path, capsys, monkeypatch):
+    import argparse
+
+    from nas.cli import train as cli_train
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr("nas.train.available_cpus", lambda: 3)  # as if the affinity mask held 3 CPUs
+        assert cli_train._set_threads(argparse.Namespace(threads=None)) == 3 and torch.get_num_threads() == 3
+        arch = tmp_path / "small.yaml"
+        arch.write_text(SMALL)
+        assert main(["train", str(arch), "--size", "16", "--epochs", "1", "--threads", "1",
+                     "-o", str(tmp_path / "run")]) == 0
+        assert torch.get_num_threads() == 1 and "(1 CPU thread)" in capsys.readouterr().out
+        assert main(["train", str(arch), "--threads", "0"]) == 2
+    finally:
+        torch.set_num_threads(before)
+    monkeypatch.undo()
+    from nas.train import available_cpus
+
+    assert 1 <= available_cpus() <= (os.cpu_count() or 1)
+
+
 @pytest.mark.parametrize("argv,fragment", [
     (["train", "{arch}", "--data", "mnist"], "unknown dataset 'mnist'"),
     (["train", "{arch}", "--data", "imagefolder", "--data-root", "{tmp}/nope"], "no such folder"),

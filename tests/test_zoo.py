@@ -9,10 +9,12 @@ from nas.cost import count_model
 from nas.dsl import dumps, loads
 from nas.dsl.plan import make_unit
 
-# Where a published figure and a faithful implementation disagree, the zoo file's header says which we follow
-# and why; the tolerance here is the one that header justifies. Default: params 1%, FLOPs 3%.
+# FLOPs are multiply-adds of convs, linear layers and matmuls (nas.cost.flops.MULTIPLY_ADD_OPS), the papers'
+# convention, so every entry is held to DESIGN.md's 2% on FLOPs (1% on params). Where a published figure and a
+# faithful implementation still disagree, the zoo file's header says why; only those entries are named here.
+DEFAULT_TOLERANCE = (0.01, 0.02)  # (params, FLOPs), relative
 TOLERANCE = {
-    "fbnet_b": (0.08, 0.03),  # no public FBNet-B definition has the paper's 4.5M params (ours 4.81M)
+    "fbnet_b": (0.08, 0.02),  # no public FBNet-B definition has the paper's 4.5M params (ours 4.81M)
     "darts_v2": (0.01, 0.08),  # exact params of the authors' code; 530M conv + FC vs the paper's 574M
 }
 # Over ~5 s to build, run and count on 2 CPU cores.
@@ -46,7 +48,7 @@ def test_entry_builds_runs_and_counts_like_the_original(name):
     total = count_model(model, plan.input_shape).total
     ref = arch.doc["reference"]
     assert ref.get("source"), f"{name} names no source for its published figures"
-    params_tol, flops_tol = TOLERANCE.get(name, (0.01, 0.03))
+    params_tol, flops_tol = TOLERANCE.get(name, DEFAULT_TOLERANCE)
     assert abs(total.params / float(ref["params"]) - 1) <= params_tol, (name, total.params, ref["params"])
     if "flops" in ref:
         assert abs(total.flops / float(ref["flops"]) - 1) <= flops_tol, (name, total.flops, ref["flops"])
@@ -54,6 +56,16 @@ def test_entry_builds_runs_and_counts_like_the_original(name):
     assert again.plan().units() == plan.units()
     with torch.device("meta"):  # same parameter count without paying for the weights
         assert sum(p.numel() for p in nas.build(again).parameters()) == total.params
+
+
+def test_every_widened_tolerance_is_explained_in_its_header():
+    for name, (params_tol, flops_tol) in TOLERANCE.items():
+        header = "".join(line for line in zoo.path_of(name).read_text().splitlines(keepends=True)
+                         if line.startswith("#"))
+        for what, tol, default in (("params", params_tol, DEFAULT_TOLERANCE[0]),
+                                   ("FLOPs", flops_tol, DEFAULT_TOLERANCE[1])):
+            if tol != default:  # the header names the deviation and the tolerance the test allows for it
+                assert "Deviation" in header and f"allows {tol:.0%} on {what}" in header, (name, what)
 
 
 def test_listing_reads_the_published_figures():

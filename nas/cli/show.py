@@ -21,8 +21,7 @@ def _arch(space, sample):
     if not space.choices():
         return space
     if sample is None:
-        raise SpecError(f"'{space.name}' is a search space with {len(space.choices())} choices", space.file,
-                        "pick one architecture with --sample SEED")
+        space.require_fixed("pick one architecture with --sample SEED")
     return space.resolve(space.sample(sample))
 
 

@@ -18,23 +18,28 @@ SAVED_ARGS = {"arch": str, "data": str, "size": int, "data_root": (str, type(Non
               "device": str, "seed": int}
 
 
-def _arch_for(source: str, data):
-    """Load a fixed architecture and fit its input and classes to the data."""
+def _load_fixed(source: str):
     from nas.dsl import load
     from nas.zoo import resolve_source
 
-    arch = load(resolve_source(source))
-    if arch.choices():
-        raise SpecError(f"'{arch.name}' is a search space with {len(arch.choices())} choices", arch.file,
-                        "pass a fixed architecture (resolve one with `nas show FILE --sample SEED`)")
-    return arch.with_input(channels=data.channels, size=data.size).with_classes(data.classes)
+    return load(resolve_source(source)).require_fixed(
+        "pass a fixed architecture (resolve one with `nas show FILE --sample SEED`)")
 
 
-def _dataset(args):
+def _fit(arch, data):
+    """The architecture with the data's input and classes, recording the preprocessing it is trained with."""
+    from nas.dsl.transform import with_preprocess
+
+    arch = arch.with_input(channels=data.channels, size=data.size).with_classes(data.classes)
+    return with_preprocess(arch, data.preprocess)
+
+
+def _dataset(args, preprocess: dict | None = None):
+    """The data set; prepared as `preprocess` says (a trained model's record) when one is given."""
     from nas.data import load_dataset
 
     return load_dataset(args.data, size=args.size, root=args.data_root, seed=args.seed,
-                        channels=args.channels)
+                        channels=args.channels, preprocess=preprocess)
 
 
 def _config(args):
@@ -43,6 +48,18 @@ def _config(args):
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                        weight_decay=args.weight_decay, warmup_epochs=args.warmup, label_smoothing=args.label_smoothing,
                        drop_path=args.drop_path, augment=args.augment, device=args.device, seed=args.seed)
+
+
+def _set_threads(args) -> int:
+    """torch's CPU threads: --threads, else the CPUs this process was given (on a busy 2-core machine torch's
+    default was measured 10-20x slower than one thread)."""
+    import torch
+
+    from nas.train import available_cpus
+
+    threads = args.threads or available_cpus()
+    torch.set_num_threads(threads)
+    return threads
 
 
 def _restore_args(args, run_dir: Path) -> None:
@@ -101,8 +118,9 @@ def _prepare(args):
 
     _config(args).check()
     device = pick_device(args.device)
-    data = _dataset(args)
-    arch = _arch_for(args.arch, data)
+    arch = _load_fixed(args.arch)
+    data = _dataset(args, arch.doc.get("preprocess") if args.resume else None)
+    arch = _fit(arch, data)
     model = nas.build(arch, seed=args.seed)
     check_input(model.to(device), data, device)  # a size the network cannot take fails before anything is written
     return data, arch, model
@@ -113,9 +131,11 @@ def _train_in(args, run, prepared=None) -> int:
     from nas.train import finite_state, train
 
     out = console()
+    threads = _set_threads(args)  # not saved with the run: a resumed run may get other CPUs
     data, arch, model = prepared or _prepare(args)
     run_dir = run.path
-    out.print(f"{arch.name} on {data.describe()} → {run_dir}", markup=False, highlight=False)
+    out.print(f"{arch.name} on {data.describe()} → {run_dir} ({threads} CPU thread{'s' * (threads > 1)})",
+              markup=False, highlight=False)
 
     def report(metrics: dict) -> None:
         if not args.quiet:
@@ -153,16 +173,27 @@ def _eval(args) -> int:
     import nas
     from nas.train import evaluate, load_weights, pick_device
 
-    data = _dataset(args)
-    arch = _arch_for(args.arch, data)
+    arch = _load_fixed(args.arch)
+    data = _dataset(args, arch.doc.get("preprocess"))  # a trained arch.yaml says how its inputs were prepared
+    arch = _fit(arch, data)
     model = nas.build(arch)
     load_weights(args.weights, model)
     device = pick_device(args.device)
-    loss, acc = evaluate(model.to(device), *getattr(data, args.split), device=device)
+    loss, acc = evaluate(model.to(device), *_split(data, args.split), device=device)
     finite = {"loss": loss, "accuracy": acc}
     finite = {k: v if math.isfinite(v) else None for k, v in finite.items()}  # an empty split: null, not NaN
     print(json.dumps({"arch": arch.name, "data": data.name, "split": args.split, **finite}, allow_nan=False))
     return 0
+
+
+def _split(data, name: str):
+    """One split's (x, y), or `all` of them (a held-out file evaluated whole)."""
+    if name != "all":
+        return tuple(getattr(data, name))
+    import torch
+
+    parts = (data.train, data.val, data.test)
+    return torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts])
 
 
 def _data_arguments(parser, arch_optional: bool = False) -> None:
@@ -197,6 +228,8 @@ def register(sub) -> None:
     train.add_argument("--label-smoothing", type=_number("--label-smoothing"), default=0.0)
     train.add_argument("--drop-path", type=_number("--drop-path"), default=0.0, help="stochastic depth rate")
     train.add_argument("--augment", action="store_true", help="random crop with padding and horizontal flip")
+    train.add_argument("--threads", type=_positive_int("--threads"), default=None, metavar="N",
+                       help="torch CPU threads (default: the CPUs this process may use)")
     train.add_argument("-o", "--output", metavar="RUN_DIR", default=None, help="run folder")
     train.add_argument("--resume", metavar="RUN_DIR", default=None,
                        help="continue an interrupted run with its own architecture and settings")
@@ -204,8 +237,12 @@ def register(sub) -> None:
     train.set_defaults(func=_train)
 
     ev = sub.add_parser("eval", help="evaluate saved weights on a dataset split",
-                        description="Evaluate an architecture's weights (a state_dict) on a dataset split.")
+                        description="Evaluate an architecture's weights (a state_dict) on a dataset split. "
+                                    "An arch.yaml written by `nas train` carries its preprocessing (input size, "
+                                    "mean, std), which is applied to the data instead of --size and the data's "
+                                    "own statistics.")
     _data_arguments(ev)
     ev.add_argument("--weights", required=True, metavar="W", help="weights.pt from `nas train`")
-    ev.add_argument("--split", choices=("train", "val", "test"), default="test")
+    ev.add_argument("--split", choices=("train", "val", "test", "all"), default="test",
+                    help="which split (default test); `all` evaluates every image (a held-out file)")
     ev.set_defaults(func=_eval)

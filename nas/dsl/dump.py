@@ -11,8 +11,8 @@ import yaml
 
 from nas.dsl.nodes import Choice
 
-_ORDER = ("name", "description", "input", "classes", "bn", "scaling", "reference", "choices", "blocks", "stem",
-          "stages", "cells", "body", "head")
+_ORDER = ("name", "description", "derived_from", "input", "classes", "bn", "scaling", "reference", "choices",
+          "blocks", "stem", "stages", "cells", "body", "head", "preprocess")
 
 
 def to_data(node: Any) -> Any:
@@ -37,9 +37,21 @@ def _key(value: Any) -> str:
     return option_key(value)
 
 
-def _flow(value: Any) -> str:
-    text = yaml.safe_dump(value, default_flow_style=True, width=10**9, sort_keys=False).strip()
-    return text[:-3].strip() if text.endswith("\n...") or text.endswith("...") and "\n" in text else text
+WIDTH = 100  # columns of dumped YAML: longer flow items continue on lines indented past their prefix
+
+
+def _flow(value: Any, prefix: str = "") -> str:
+    """`value` in flow style, after `prefix` on its line; continuation lines are indented under it."""
+    indent = " " * len(prefix)
+    room = WIDTH - len(prefix)
+    while True:  # PyYAML's width is where it starts looking for a break, so narrow it until lines fit
+        text = yaml.safe_dump(value, default_flow_style=True, width=max(room, 20), sort_keys=False).strip()
+        text = text[:-3].strip() if text.endswith("\n...") or text.endswith("...") and "\n" in text else text
+        lines = [line if i == 0 else indent + line.strip() for i, line in enumerate(text.splitlines())]
+        if room <= 20 or len(prefix) + max(len(line) for line in lines[:1]) <= WIDTH and all(
+                len(line) <= WIDTH for line in lines[1:]):
+            return "\n".join(lines)
+        room -= 10
 
 
 def _is_flat(value: Any) -> bool:
@@ -71,9 +83,9 @@ def _emit(value: Any, indent: int, lines: list[str], prefix: str, block: bool = 
                     _emit(v, indent + 4, lines, f"{lead}{k}: ")
                     first = False
             else:
-                lines.append(f"{pad}  - {_flow(item)}")
+                lines.append(f"{pad}  - {_flow(item, f'{pad}  - ')}")
     else:
-        lines.append(prefix + _flow(value))
+        lines.append(prefix + _flow(value, prefix))
 
 
 def dumps(space_or_doc: Any, header: str | None = None) -> str:
@@ -90,8 +102,9 @@ def dumps(space_or_doc: Any, header: str | None = None) -> str:
             lines.append("choices:")
             for set_name, options in value.items():
                 _emit(options, 2, lines, f"  {set_name}: ", block=isinstance(options, dict))
-        elif key in ("stem", "head", "stages") or (isinstance(value, dict) and key in ("blocks", "choices", "cells")):
+        elif key in ("stem", "head", "stages", "preprocess") or (
+                isinstance(value, dict) and key in ("blocks", "choices", "cells")):
             _emit(value, 0, lines, f"{key}: ", block=key != "stages")
         else:
-            lines.append(f"{key}: {_flow(value)}")
+            lines.append(f"{key}: {_flow(value, f'{key}: ')}")
     return "\n".join(lines) + "\n"

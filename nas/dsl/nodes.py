@@ -9,27 +9,47 @@ from __future__ import annotations
 import copy
 import random
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
 from nas.dsl.errors import Location, SpecError, did_you_mean
 from nas.dsl.limits import MAX_CELL_NODES, MAX_LAYERS_PER_ROW, check_at_most
+from nas.dsl.meta import check_preprocess
 from nas.dsl.parse import PosDict, PosList
 
 TOP_KEYS = ("name", "description", "input", "classes", "choices", "blocks", "stem", "stages", "cells", "body",
-            "head", "scaling", "bn", "reference")
+            "head", "scaling", "bn", "reference", "preprocess", "derived_from")
 ROW_KEYS = ("op", "block", "layers", "c", "n", "s", "shared")
 CELL_KEYS = ("nodes", "inputs", "ops", "combine", "reduce", "concat")
 BODY_KEYS = ("pattern", "N", "F", "preprocess")
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class Choice:
-    """One decision: a stable dotted `name` and its options, each under a stable key."""
+    """One decision: a stable dotted `name` and its options, each under a stable key.
+
+    Frozen: the document and `space.choices()` share each Choice, so no caller can change the space through
+    it. `values` is a read-only view of a private deep copy; copies of a document share the Choice itself."""
 
     name: str
-    values: dict[str, Any]  # option key -> value (a scalar, or an op spec / block-key for op choices)
+    values: Mapping[str, Any]  # option key -> value (a scalar, or an op spec / block-key for op choices)
     where: Location = field(default_factory=Location)
     set_name: str | None = None  # the named option set (`$tbs`) it came from, if any
+
+    def __post_init__(self):
+        object.__setattr__(self, "values", MappingProxyType(copy.deepcopy(dict(self.values))))
+
+    def __deepcopy__(self, memo) -> "Choice":
+        return self
+
+    def __reduce__(self):  # picklable (Ray ships spaces to its workers) although the view itself is not
+        return (Choice, (self.name, dict(self.values), self.where, self.set_name))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Choice) and (self.name, dict(self.values), self.set_name) == (
+            other.name, dict(other.values), other.set_name)
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, like the mutable dataclass it replaced
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -374,7 +394,17 @@ class _Normalizer:
             raise SpecError("'input' must be {channels: C, size: S}", doc.loc("input"))
         out["input"] = {"channels": _positive(inp, "channels", 3), "size": _positive(inp, "size", 224)}
         out["classes"] = _positive(doc, "classes", 1000)
-        for key in ("scaling", "bn", "reference"):
+        if "preprocess" in doc:
+            out["preprocess"] = check_preprocess(doc["preprocess"], doc.loc("preprocess"))
+            record = out["preprocess"]
+            if (record["size"], record["channels"]) != (out["input"]["size"], out["input"]["channels"]):
+                raise SpecError(f"preprocess is for {record['channels']}×{record['size']}² inputs, the network "
+                                f"takes {out['input']['channels']}×{out['input']['size']}²", doc.loc("preprocess"))
+            names = record.get("classes")
+            if names is not None and len(names) != out["classes"]:
+                raise SpecError(f"preprocess names {len(names)} classes, the network has {out['classes']}",
+                                doc.loc("preprocess"))
+        for key in ("scaling", "bn", "reference", "derived_from"):
             if key in doc:
                 if not isinstance(doc[key], dict):
                     raise SpecError(f"'{key}' must be a mapping", doc.loc(key))
@@ -511,6 +541,13 @@ class Space:
         from nas.dsl import transform
 
         return transform.with_depth(self, multiplier)
+
+    def require_fixed(self, hint: str = "resolve one first: space.resolve(space.sample(seed))") -> "Space":
+        """Itself when it holds no choices (an architecture); else the one error every command gives."""
+        if self._choices:
+            name = self.name if self.name.isprintable() else repr(self.name)
+            raise SpecError(f"'{name}' is a search space with {len(self._choices)} choices", self.file, hint)
+        return self
 
     def copy_with(self, doc: dict) -> "Space":
         return type(self)(doc, self.file)

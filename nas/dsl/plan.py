@@ -13,7 +13,7 @@ from typing import Any
 
 from nas.dsl.errors import Location, SpecError, did_you_mean
 from nas.dsl.limits import MAX_CELLS, MAX_INT, check_at_most
-from nas.dsl.ops import OPS, REQUIRED, SAME, OpSchema
+from nas.dsl.ops import LAYER_KEYS, OPS, REQUIRED, SAME, OpSchema
 from nas.dsl.parse import PosDict
 
 Shape = tuple  # (channels, height, width)
@@ -130,6 +130,9 @@ def complete(spec: dict, c_in: int, overrides: dict | None = None) -> dict:
     for key, value in merged.items():
         if key == "op":
             continue
+        if key in LAYER_KEYS:  # how transforms treat the layer; checked here, not passed to the op
+            _check_kind(op, key, value, LAYER_KEYS[key], spec)
+            continue
         if key not in schema.params:
             raise SpecError(f"op '{op}' has no parameter '{key}'", _loc(spec, key),
                             did_you_mean(key, schema.params) or f"parameters: {', '.join(schema.params)}")
@@ -154,7 +157,7 @@ def _check_unit(spec: dict, in_shape: Shape, where: Location) -> None:
     if op == "classifier" and not spec["linear"] and c != c_in:
         raise SpecError(f"a classifier without a linear layer needs one channel per class ({c_in} in, {c} "
                         "classes)", where, "end the body with a 1×1 conv to the number of classes")
-    if op in ("dwconv", "avgpool", "maxpool", "se", "convnext", "pool", "norm") and c != c_in:
+    if OPS[op].keeps_width and c != c_in:
         raise SpecError(f"{op} keeps the width: it gets {c_in} channels but is asked for {c}", where,
                         "drop 'c' or add a 1×1 conv")
     if op == "conv" and (c_in % spec["groups"] or c % spec["groups"]):
@@ -164,13 +167,9 @@ def _check_unit(spec: dict, in_shape: Shape, where: Location) -> None:
         hidden = expanded_width(spec)
         if c_in % g or c % g or hidden % g:
             raise SpecError(f"ir groups={g} must divide the widths ({c_in} in, {hidden} hidden, {c} out)", where)
-    widths = {"dense": lambda: c_in + spec["units"] * spec["growth"],
-              "inception": lambda: spec["b1"] + spec["b2"] + spec["b3"] + spec["b4"],
-              "inception3": lambda: {"a": 224 + spec.get("pool_features", 0), "b": 480 + c_in, "c": 768,
-                                     "d": 512 + c_in, "e": 2048}[spec["kind"]]}
-    if op in widths and c != widths[op]():
-        raise SpecError(f"{op}: its output width is {widths[op]()}, but c = {c}", where,
-                        f"set c: {widths[op]()}")
+    width = OPS[op].out_width(spec) if OPS[op].out_width else c
+    if c != width:
+        raise SpecError(f"{op}: its output width is {width}, but c = {c}", where, f"set c: {width}")
     if op == "shuffle" and (c % 2 or (spec["s"] == 1 and c != c_in)):
         raise SpecError(f"shuffle: width must be even and, at stride 1, unchanged ({c_in} in, {c} out)", where)
     if op == "skip" and spec["reduce"] == "factorized" and spec["s"] not in (1, 2):
@@ -341,44 +340,12 @@ def _plan_cells(doc: dict, stem: list[Unit], shape: Shape) -> tuple[list[Cell], 
         reads = {node[key] for node in spec["nodes"] for key in node if key.startswith("in")}
         if isinstance(spec["concat"], list):
             reads |= set(spec["concat"])
-        if "h0" not in reads:  # an input no node reads is not computed at all (tracing would drop it too)
-            pre0 = None
-        elif h0[1] != h1[1]:
-            if h0[1] != 2 * h1[1] and (h0[1] + 1) // 2 != h1[1]:
-                raise SpecError(f"cell {k}: inputs of sizes {h0[1]} and {h1[1]} cannot be matched", where)
-            pre0 = make_unit(f"body.{k}.pre0", {"op": "skip", "reduce": "factorized"}, h0, {"c": C, "s": 2})
-        elif preprocess == "as_needed" and h0[0] == C:
-            pre0 = None
-        else:
-            pre0 = make_unit(f"body.{k}.pre0", {"op": "conv", "k": 1, "preact": True}, h0, {"c": C})
-        pre1 = make_unit(f"body.{k}.pre1", {"op": "conv", "k": 1, "preact": True}, h1, {"c": C}) \
-            if "h1" in reads else None
+        pre0, pre1 = _cell_inputs(k, reads, h0, h1, C, preprocess, where)
         states = {"h0": (C if pre0 is not None else h0[0], h1[1], h1[2]), "h1": (C, h1[1], h1[2])}
         nodes, used = [], set()
         for j, node in enumerate(spec["nodes"]):
-            inputs, out = [], None
-            count = sum(1 for key in node if key.startswith("op"))
-            for t in range(count):
-                if f"op{t}" not in node or f"in{t}" not in node:
-                    raise SpecError(f"cell '{name}' node {j} needs op{t} and in{t}", where)
-                src = node[f"in{t}"]
-                if src not in states:
-                    raise SpecError(f"cell '{name}' node {j}: input '{src}' does not exist", _loc(node, f"in{t}"),
-                                    f"node {j} can read {', '.join(states)}")
-                used.add(src)
-                op_spec = _lookup_block(doc, node[f"op{t}"], where)
-                stride = 2 if spec["reduce"] and src in ("h0", "h1") else 1
-                overrides = {"c": C}
-                if schema_of(op_spec) is not None and OPS[op_spec["op"]].strided:
-                    overrides["s"] = stride
-                unit = make_unit(f"body.{k}.nodes.{j}.op{t}", op_spec, states[src], overrides)
-                if out is not None and unit.out_shape != out:
-                    raise SpecError(f"cell '{name}' node {j}: inputs disagree in shape ({out} vs {unit.out_shape})",
-                                    where, "in a reduction cell every op reading h0/h1 is strided")
-                out = unit.out_shape
-                inputs.append((src, unit))
-            states[f"n{j}"] = out
-            nodes.append(Node(inputs))
+            planned, states[f"n{j}"] = _plan_node(doc, spec, name, k, j, node, states, used, C, where)
+            nodes.append(planned)
         concat = _concat_list(spec, states, used, name, where)
         sizes = {states[s][1:] for s in concat}
         if len(sizes) != 1:
@@ -390,6 +357,56 @@ def _plan_cells(doc: dict, stem: list[Unit], shape: Shape) -> tuple[list[Cell], 
         h0, h1 = h1, out_shape
     _mark_live(cells)
     return cells, h1
+
+
+def _one_reduction_apart(larger: int, smaller: int) -> bool:
+    """A stride-2 reduction (with PyTorch's rounding up of odd sizes) takes `larger` to `smaller`."""
+    return larger == 2 * smaller or (larger + 1) // 2 == smaller
+
+
+def _cell_inputs(k: int, reads: set, h0: Shape, h1: Shape, C: int, preprocess: str, where: Location):
+    """The units that bring the cell's two inputs to C channels at h1's size (None where nothing is needed):
+    h0 (two cells back) is halved by a factorized reduction when a reduction cell lies between."""
+    if "h0" not in reads:  # an input no node reads is not computed at all (tracing would drop it too)
+        pre0 = None
+    elif h0[1] != h1[1]:
+        if not _one_reduction_apart(h0[1], h1[1]):
+            raise SpecError(f"cell {k}: inputs of sizes {h0[1]} and {h1[1]} cannot be matched", where)
+        pre0 = make_unit(f"body.{k}.pre0", {"op": "skip", "reduce": "factorized"}, h0, {"c": C, "s": 2})
+    elif preprocess == "as_needed" and h0[0] == C:
+        pre0 = None
+    else:
+        pre0 = make_unit(f"body.{k}.pre0", {"op": "conv", "k": 1, "preact": True}, h0, {"c": C})
+    pre1 = make_unit(f"body.{k}.pre1", {"op": "conv", "k": 1, "preact": True}, h1, {"c": C}) \
+        if "h1" in reads else None
+    return pre0, pre1
+
+
+def _plan_node(doc: dict, spec: dict, name: str, k: int, j: int, node: dict, states: dict, used: set, C: int,
+               where: Location) -> tuple[Node, Shape | None]:
+    """Node j of cell k and its output shape: each (op, input) pair planned on its input's shape; the pairs
+    must agree in shape. A reduction cell strides every op that reads h0 or h1."""
+    inputs, out = [], None
+    count = sum(1 for key in node if key.startswith("op"))
+    for t in range(count):
+        if f"op{t}" not in node or f"in{t}" not in node:
+            raise SpecError(f"cell '{name}' node {j} needs op{t} and in{t}", where)
+        src = node[f"in{t}"]
+        if src not in states:
+            raise SpecError(f"cell '{name}' node {j}: input '{src}' does not exist", _loc(node, f"in{t}"),
+                            f"node {j} can read {', '.join(states)}")
+        used.add(src)
+        op_spec = _lookup_block(doc, node[f"op{t}"], where)
+        overrides = {"c": C}
+        if schema_of(op_spec) is not None and OPS[op_spec["op"]].strided:
+            overrides["s"] = 2 if spec["reduce"] and src in ("h0", "h1") else 1
+        unit = make_unit(f"body.{k}.nodes.{j}.op{t}", op_spec, states[src], overrides)
+        if out is not None and unit.out_shape != out:
+            raise SpecError(f"cell '{name}' node {j}: inputs disagree in shape ({out} vs {unit.out_shape})",
+                            where, "in a reduction cell every op reading h0/h1 is strided")
+        out = unit.out_shape
+        inputs.append((src, unit))
+    return Node(inputs), out
 
 
 def _mark_live(cells: list[Cell]) -> None:

@@ -20,6 +20,7 @@ __all__ = ["FORMATS", "FILES", "export", "write_python", "python_source", "parse
 FORMATS = ("py", "yaml", "weights", "torchscript", "onnx")
 FILES = {"py": "model.py", "yaml": "arch.yaml", "weights": "weights.pt", "torchscript": "model.torchscript.pt",
          "onnx": "model.onnx"}
+SIDECAR = "preprocess.json"  # what the TorchScript and ONNX files expect, beside them
 
 
 def parse_formats(text: str | Iterable[str]) -> list[str]:
@@ -74,6 +75,10 @@ def export(arch: Arch, out_dir: str | Path | RunDir, formats: Iterable[str] | st
             written[fmt] = path
             if log:
                 log(f"{fmt:12} {path}")
+        if {"torchscript", "onnx"} & set(formats):
+            path = run.write_json(SIDECAR, sidecar(arch))
+            if log:
+                log(f"{'preprocess':12} {path}")
     finally:
         if run is not out_dir:
             run.close()
@@ -88,6 +93,22 @@ def _through_file(run: RunDir, name: str, write: Callable[[Path], Any]) -> Path:
         return run.write_bytes(name, scratch.read_bytes())
     finally:
         scratch.unlink(missing_ok=True)
+
+
+def sidecar(arch: Arch) -> dict:
+    """preprocess.json: the input the TorchScript/ONNX graphs take and how raw images get there."""
+    c, h, w = arch.plan().input_shape
+    record = arch.doc.get("preprocess")
+    info = {"input": {"name": "image", "shape": ["batch", c, h, w], "dtype": "float32", "layout": "NCHW"},
+            "output": {"name": "logits", "shape": ["batch", arch.doc["classes"]]}}
+    if record:
+        info["preprocess"] = {**record, "steps": [
+            "images as float in [0, 1] (uint8 / 255)", f"resize to {h}x{w} ({record['resize']})",
+            f"repeat grey images to {c} channels", "subtract mean and divide by std, per channel"]}
+    else:
+        info["preprocess"] = None
+        info["note"] = "no preprocessing was recorded: the architecture was not trained by `nas train`"
+    return info
 
 
 def resolve_source(source: str) -> tuple[Arch, Path | None]:

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.ops.common import ConvBNAct
+from nas.ops.common import ConvBNAct, same_padding
 
 
 class SepConv(nn.Module):
@@ -14,16 +14,18 @@ class SepConv(nn.Module):
     `repeat: 2` is NASNet/DARTS's sep_conv; `dilation: 2, repeat: 1` is DARTS's dil_conv.
     """
 
-    def __init__(self, c_in: int, c: int, k: int = 3, s: int = 1, dilation: int = 1, repeat: int = 2,
-                 bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+    def __init__(self, c_in: int, c: int, k: int = 3, s: int = 1, dilation: int = 1,
+                 repeat: int = 2, bn_eps: float = 1e-5, bn_momentum: float = 0.1):
         super().__init__()
         layers = []
         for i in range(repeat):
             out = c if i == repeat - 1 else c_in
-            pad = dilation * (k - 1) // 2
-            layers += [nn.ReLU(), nn.Conv2d(c_in, c_in, k, s if i == 0 else 1, pad, dilation=dilation,
-                                            groups=c_in, bias=False),
-                       nn.Conv2d(c_in, out, 1, bias=False), nn.BatchNorm2d(out, eps=bn_eps, momentum=bn_momentum)]
+            pad = same_padding(k, dilation)
+            stride = s if i == 0 else 1
+            depthwise = nn.Conv2d(c_in, c_in, k, stride, pad, dilation=dilation, groups=c_in,
+                                  bias=False)
+            layers += [nn.ReLU(), depthwise, nn.Conv2d(c_in, out, 1, bias=False),
+                       nn.BatchNorm2d(out, eps=bn_eps, momentum=bn_momentum)]
         self.ops = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -36,7 +38,8 @@ class AvgPool(nn.Module):
     def __init__(self, c_in: int, c: int, k: int = 3, s: int = 1, p: int | None = None,
                  bn_eps: float = 1e-5, bn_momentum: float = 0.1):
         super().__init__()
-        self.pool = nn.AvgPool2d(k, s, k // 2 if p is None else p, count_include_pad=False)
+        padding = same_padding(k) if p is None else p
+        self.pool = nn.AvgPool2d(k, s, padding, count_include_pad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(x)
@@ -45,17 +48,18 @@ class AvgPool(nn.Module):
 class MaxPool(nn.Module):
     """`maxpool`: k×k max pool."""
 
-    def __init__(self, c_in: int, c: int, k: int = 3, s: int = 1, p: int | None = None, ceil: bool = False,
-                 bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+    def __init__(self, c_in: int, c: int, k: int = 3, s: int = 1, p: int | None = None,
+                 ceil: bool = False, bn_eps: float = 1e-5, bn_momentum: float = 0.1):
         super().__init__()
-        self.pool = nn.MaxPool2d(k, s, k // 2 if p is None else p, ceil_mode=ceil)
+        self.pool = nn.MaxPool2d(k, s, same_padding(k) if p is None else p, ceil_mode=ceil)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(x)
 
 
 class FactorizedReduce(nn.Module):
-    """Halve the resolution without losing pixels: two stride-2 1×1 convs, one shifted by a pixel, concatenated."""
+    """Halve the resolution without losing pixels: two stride-2 1×1 convs, one shifted by a pixel,
+    concatenated."""
 
     def __init__(self, c_in: int, c: int, bn_eps: float = 1e-5, bn_momentum: float = 0.1):
         super().__init__()
@@ -66,12 +70,14 @@ class FactorizedReduce(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act(x)
-        shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]  # padding keeps odd sizes matching the first path
+        # padding keeps odd sizes matching the first path
+        shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
         return self.bn(torch.cat([self.conv_a(x), self.conv_b(shifted)], dim=1))
 
 
 class Skip(nn.Module):
-    """`skip`: identity, or a reshaping path when stride or width change (1×1 conv or factorized reduce)."""
+    """`skip`: identity, or a reshaping path when stride or width change (1×1 conv or factorized
+    reduce)."""
 
     def __init__(self, c_in: int, c: int, s: int = 1, reduce: str = "conv",
                  bn_eps: float = 1e-5, bn_momentum: float = 0.1):
@@ -93,7 +99,8 @@ class Skip(nn.Module):
 class Zero(nn.Module):
     """`zero`: DARTS's 'none' — zeros of the output shape, so a node may ignore an input."""
 
-    def __init__(self, c_in: int, c: int, s: int = 1, bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+    def __init__(self, c_in: int, c: int, s: int = 1, bn_eps: float = 1e-5,
+                 bn_momentum: float = 0.1):
         super().__init__()
         self.c, self.s = c, s
 

@@ -29,8 +29,8 @@ class Shortcut(nn.Module):
 
 
 class BasicBlock(nn.Module):
-    """`basic`: two 3×3 convs (stride on the first) + shortcut. `preact` is the BN-ReLU-conv order of
-    pre-activation ResNets and Wide ResNets, with `dropout` between the convs (WRN)."""
+    """`basic`: two 3×3 convs (stride on the first) + shortcut. `preact` is the BN-ReLU-conv order
+    of pre-activation ResNets and Wide ResNets, with `dropout` between the convs (WRN)."""
 
     def __init__(self, c_in: int, c: int, s: int = 1, preact: bool = False, dropout: float = 0.0,
                  bn_eps: float = 1e-5, bn_momentum: float = 0.1):
@@ -62,12 +62,13 @@ class BasicBlock(nn.Module):
 
 class Bottleneck(nn.Module):
     """`bottleneck`: 1×1 reduce to `e`·c, 3×3 (`groups` for ResNeXt), 1×1 expand to c, optional SE
-    (`se` × c, SE-ResNet), + shortcut, ReLU. The stride sits on the 3×3 (`stride_on: 3x3`, torchvision's
-    ResNet v1.5) or on the first 1×1 (`stride_on: 1x1`, the original ResNet v1 and the Caffe SENets); both
-    have the same parameters, v1 has fewer multiply-adds."""
+    (`se` × c, SE-ResNet), + shortcut, ReLU. The stride sits on the 3×3 (`stride_on: 3x3`,
+    torchvision's ResNet v1.5) or on the first 1×1 (`stride_on: 1x1`, the original ResNet v1 and the
+    Caffe SENets); both have the same parameters, v1 has fewer multiply-adds."""
 
-    def __init__(self, c_in: int, c: int, s: int = 1, e: float = 0.25, groups: int = 1, se: float = 0.0,
-                 stride_on: str = "3x3", bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+    def __init__(self, c_in: int, c: int, s: int = 1, e: float = 0.25, groups: int = 1,
+                 se: float = 0.0, stride_on: str = "3x3", bn_eps: float = 1e-5,
+                 bn_momentum: float = 0.1):
         super().__init__()
         bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
         mid = int(round(c * e))
@@ -87,8 +88,8 @@ class Bottleneck(nn.Module):
 
 
 class DenseBlock(nn.Module):
-    """`dense`: `units` × (BN-ReLU-1×1 conv to bn_size·growth, BN-ReLU-3×3 conv to growth), each unit
-    reading the concatenation of everything before it; out width c_in + units·growth."""
+    """`dense`: `units` × (BN-ReLU-1×1 conv to bn_size·growth, BN-ReLU-3×3 conv to growth), each
+    unit reading the concatenation of everything before it; out width c_in + units·growth."""
 
     def __init__(self, c_in: int, c: int, units: int = 6, growth: int = 32, bn_size: int = 4,
                  bn_eps: float = 1e-5, bn_momentum: float = 0.1):
@@ -112,7 +113,8 @@ class DenseBlock(nn.Module):
 class Transition(nn.Module):
     """`transition`: BN-ReLU-1×1 conv to c, then 2×2 average pool with stride 2 (DenseNet)."""
 
-    def __init__(self, c_in: int, c: int, s: int = 2, bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+    def __init__(self, c_in: int, c: int, s: int = 2, bn_eps: float = 1e-5,
+                 bn_momentum: float = 0.1):
         super().__init__()
         self.bn = nn.BatchNorm2d(c_in, eps=bn_eps, momentum=bn_momentum)
         self.conv = nn.Conv2d(c_in, c, 1, bias=False)
@@ -123,9 +125,11 @@ class Transition(nn.Module):
 
 
 class Fire(nn.Module):
-    """`fire` (SqueezeNet): 1×1 squeeze, then 1×1 and 3×3 expand convs (c/2 each), concatenated, ReLU."""
+    """`fire` (SqueezeNet): 1×1 squeeze, then 1×1 and 3×3 expand convs (c/2 each), concatenated,
+    ReLU."""
 
-    def __init__(self, c_in: int, c: int, squeeze: int = 16, bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+    def __init__(self, c_in: int, c: int, squeeze: int = 16, bn_eps: float = 1e-5,
+                 bn_momentum: float = 0.1):
         super().__init__()
         self.squeeze = nn.Conv2d(c_in, squeeze, 1)
         self.expand1x1 = nn.Conv2d(squeeze, c // 2, 1)
@@ -138,11 +142,12 @@ class Fire(nn.Module):
 
 class Inception(nn.Module):
     """`inception` (GoogLeNet): 1×1 | 1×1→3×3 | 1×1→k×k | 3×3 max pool→1×1 branches, concatenated.
-    Widths b1, b2r, b2, b3r, b3, b4; c = b1 + b2 + b3 + b4. `k3` is the third branch's kernel (5 in the
-    paper, 3 in torchvision's port)."""
+    Widths b1, b2r, b2, b3r, b3, b4; c = b1 + b2 + b3 + b4. `k3` is the third branch's kernel (5 in
+    the paper, 3 in torchvision's port)."""
 
-    def __init__(self, c_in: int, c: int, b1: int = 64, b2r: int = 96, b2: int = 128, b3r: int = 16, b3: int = 32,
-                 b4: int = 32, k3: int = 5, bn_eps: float = 1e-3, bn_momentum: float = 0.1):
+    def __init__(self, c_in: int, c: int, b1: int = 64, b2r: int = 96, b2: int = 128, b3r: int = 16,
+                 b3: int = 32, b4: int = 32, k3: int = 5, bn_eps: float = 1e-3,
+                 bn_momentum: float = 0.1):
         super().__init__()
         bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
         self.branch1 = ConvBNAct(c_in, b1, 1, **bn)
@@ -155,10 +160,11 @@ class Inception(nn.Module):
 
 
 class ShuffleUnit(nn.Module):
-    """`shuffle` (ShuffleNetV2): stride 1 splits the channels and transforms one half; stride 2 transforms
-    both paths; the halves are concatenated and shuffled."""
+    """`shuffle` (ShuffleNetV2): stride 1 splits the channels and transforms one half; stride 2
+    transforms both paths; the halves are concatenated and shuffled."""
 
-    def __init__(self, c_in: int, c: int, s: int = 1, bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+    def __init__(self, c_in: int, c: int, s: int = 1, bn_eps: float = 1e-5,
+                 bn_momentum: float = 0.1):
         super().__init__()
         bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
         half = c // 2
@@ -191,7 +197,8 @@ class LayerNorm2d(nn.LayerNorm):
 
 
 class ConvNeXtBlock(nn.Module):
-    """`convnext`: 7×7 depthwise conv, LayerNorm, 1×1 to e·c, GELU, 1×1 back, layer scale, residual."""
+    """`convnext`: 7×7 depthwise conv, LayerNorm, 1×1 to e·c, GELU, 1×1 back, layer scale,
+    residual."""
 
     def __init__(self, c_in: int, c: int, k: int = 7, e: float = 4, layer_scale: float = 1e-6,
                  bn_eps: float = 1e-5, bn_momentum: float = 0.1):
@@ -214,8 +221,8 @@ class ConvNeXtBlock(nn.Module):
 
 
 class NormConv(nn.Module):
-    """`ln_conv`: k×k conv with stride and bias, and a channel LayerNorm after it (`order: post`, ConvNeXt's
-    stem) or before it (`order: pre`, its downsampling layers)."""
+    """`ln_conv`: k×k conv with stride and bias, and a channel LayerNorm after it (`order: post`,
+    ConvNeXt's stem) or before it (`order: pre`, its downsampling layers)."""
 
     def __init__(self, c_in: int, c: int, k: int = 2, s: int = 2, order: str = "pre",
                  bn_eps: float = 1e-5, bn_momentum: float = 0.1):
@@ -253,9 +260,11 @@ class GlobalPool(nn.Module):
 
 
 class Activation(nn.Module):
-    """`act`: an activation alone (NASNet applies a ReLU to the last cell's output before pooling)."""
+    """`act`: an activation alone (NASNet applies a ReLU to the last cell's output before pooling).
+    """
 
-    def __init__(self, c_in: int, c: int, act: str = "relu", bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+    def __init__(self, c_in: int, c: int, act: str = "relu", bn_eps: float = 1e-5,
+                 bn_momentum: float = 0.1):
         super().__init__()
         self.act = make_act(act)
 
@@ -264,11 +273,11 @@ class Activation(nn.Module):
 
 
 class Linear(nn.Module):
-    """`linear`: flatten, fully connected layer to c, activation, dropout (VGG/AlexNet/MobileNetV3 heads);
-    `dropout_first` puts the dropout before the layer (AlexNet)."""
+    """`linear`: flatten, fully connected layer to c, activation, dropout (VGG/AlexNet/MobileNetV3
+    heads); `dropout_first` puts the dropout before the layer (AlexNet)."""
 
-    def __init__(self, c_in: int, c: int, act: str = "relu", dropout: float = 0.0, dropout_first: bool = False,
-                 bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+    def __init__(self, c_in: int, c: int, act: str = "relu", dropout: float = 0.0,
+                 dropout_first: bool = False, bn_eps: float = 1e-5, bn_momentum: float = 0.1):
         super().__init__()
         self.dropout_first = dropout_first
         self.fc = nn.Linear(c_in, c)  # c_in is the flattened width (channels × height × width)
@@ -285,7 +294,8 @@ class Linear(nn.Module):
 class BasicConv(nn.Module):
     """Conv (kh×kw kernel, no bias) + BN + ReLU, the unit of the Inception-v3 modules."""
 
-    def __init__(self, c_in: int, c: int, k=1, s: int = 1, p=0, bn_eps: float = 1e-3, bn_momentum: float = 0.1):
+    def __init__(self, c_in: int, c: int, k=1, s: int = 1, p=0, bn_eps: float = 1e-3,
+                 bn_momentum: float = 0.1):
         super().__init__()
         self.conv = nn.Conv2d(c_in, c, k, s, p, bias=False)
         self.bn = nn.BatchNorm2d(c, eps=bn_eps, momentum=bn_momentum)
@@ -295,9 +305,10 @@ class BasicConv(nn.Module):
 
 
 class Inception3(nn.Module):
-    """`inception3`: the Inception-v3 modules (Szegedy et al., 2016), by `kind`: a (35×35, `pool_features`),
-    b (35→17 grid reduction), c (17×17 with factorized 7×7 convs of width `c7`), d (17→8 reduction),
-    e (8×8, expanded 1×3/3×1 filter banks). Branches are concatenated; widths follow the paper / torchvision."""
+    """`inception3`: the Inception-v3 modules (Szegedy et al., 2016), by `kind`: a (35×35,
+    `pool_features`), b (35→17 grid reduction), c (17×17 with factorized 7×7 convs of width `c7`), d
+    (17→8 reduction), e (8×8, expanded 1×3/3×1 filter banks). Branches are concatenated; widths
+    follow the paper / torchvision."""
 
     def __init__(self, c_in: int, c: int, kind: str = "a", pool_features: int = 32, c7: int = 128,
                  bn_eps: float = 1e-3, bn_momentum: float = 0.1):
@@ -319,22 +330,26 @@ class Inception3(nn.Module):
         elif kind == "c":
             self.branches = nn.ModuleList([
                 unit(c_in, 192),
-                nn.Sequential(unit(c_in, c7), unit(c7, c7, (1, 7), p=(0, 3)), unit(c7, 192, (7, 1), p=(3, 0))),
-                nn.Sequential(unit(c_in, c7), unit(c7, c7, (7, 1), p=(3, 0)), unit(c7, c7, (1, 7), p=(0, 3)),
-                              unit(c7, c7, (7, 1), p=(3, 0)), unit(c7, 192, (1, 7), p=(0, 3))),
+                nn.Sequential(unit(c_in, c7), unit(c7, c7, (1, 7), p=(0, 3)),
+                              unit(c7, 192, (7, 1), p=(3, 0))),
+                nn.Sequential(unit(c_in, c7), unit(c7, c7, (7, 1), p=(3, 0)),
+                              unit(c7, c7, (1, 7), p=(0, 3)), unit(c7, c7, (7, 1), p=(3, 0)),
+                              unit(c7, 192, (1, 7), p=(0, 3))),
                 nn.Sequential(nn.AvgPool2d(3, 1, 1), unit(c_in, 192))])
         elif kind == "d":
             self.branches = nn.ModuleList([
                 nn.Sequential(unit(c_in, 192), unit(192, 320, 3, 2)),
-                nn.Sequential(unit(c_in, 192), unit(192, 192, (1, 7), p=(0, 3)), unit(192, 192, (7, 1), p=(3, 0)),
-                              unit(192, 192, 3, 2)),
+                nn.Sequential(unit(c_in, 192), unit(192, 192, (1, 7), p=(0, 3)),
+                              unit(192, 192, (7, 1), p=(3, 0)), unit(192, 192, 3, 2)),
                 nn.MaxPool2d(3, 2)])
         else:
             self.branches = nn.ModuleList([unit(c_in, 320), unit(c_in, 384), unit(c_in, 448),
                                            nn.Sequential(nn.AvgPool2d(3, 1, 1), unit(c_in, 192))])
-            self.e_3x3 = nn.ModuleList([unit(384, 384, (1, 3), p=(0, 1)), unit(384, 384, (3, 1), p=(1, 0))])
+            self.e_3x3 = nn.ModuleList([unit(384, 384, (1, 3), p=(0, 1)),
+                                        unit(384, 384, (3, 1), p=(1, 0))])
             self.e_dbl = unit(448, 384, 3, p=1)
-            self.e_dbl_3x3 = nn.ModuleList([unit(384, 384, (1, 3), p=(0, 1)), unit(384, 384, (3, 1), p=(1, 0))])
+            self.e_dbl_3x3 = nn.ModuleList([unit(384, 384, (1, 3), p=(0, 1)),
+                                            unit(384, 384, (3, 1), p=(1, 0))])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind != "e":
@@ -347,7 +362,8 @@ class Inception3(nn.Module):
 
 
 class SeparableConv(nn.Module):
-    """`sepconv` (Xception): k×k depthwise then 1×1 pointwise with no norm between, then BN + act."""
+    """`sepconv` (Xception): k×k depthwise then 1×1 pointwise with no norm between, then BN + act.
+    """
 
     def __init__(self, c_in: int, c: int, k: int = 3, s: int = 1, act: str = "relu",
                  bn_eps: float = 1e-5, bn_momentum: float = 0.1):
@@ -362,9 +378,10 @@ class SeparableConv(nn.Module):
 
 
 class XceptionBlock(nn.Module):
-    """`xception`: `reps` × (ReLU, separable 3×3, BN) — widening on the first (`grow_first`) or the last —
-    then a stride-2 3×3 max pool when strided, added to a 1×1 conv + BN shortcut (identity when the shape
-    is kept). `start_relu: false` drops the first ReLU (the first entry-flow block)."""
+    """`xception`: `reps` × (ReLU, separable 3×3, BN) — widening on the first (`grow_first`) or the
+    last — then a stride-2 3×3 max pool when strided, added to a 1×1 conv + BN shortcut (identity
+    when the shape is kept). `start_relu: false` drops the first ReLU (the first entry-flow block).
+    """
 
     def __init__(self, c_in: int, c: int, s: int = 1, reps: int = 2, start_relu: bool = True,
                  grow_first: bool = True, bn_eps: float = 1e-5, bn_momentum: float = 0.1):

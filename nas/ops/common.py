@@ -11,8 +11,8 @@ from torch import nn
 
 def make_act(name: str | None) -> nn.Module:
     table = {
-        "relu": nn.ReLU, "relu6": nn.ReLU6, "swish": nn.SiLU, "hardswish": nn.Hardswish, "gelu": nn.GELU,
-        "sigmoid": nn.Sigmoid, "hsigmoid": nn.Hardsigmoid,
+        "relu": nn.ReLU, "relu6": nn.ReLU6, "swish": nn.SiLU, "hardswish": nn.Hardswish,
+        "gelu": nn.GELU, "sigmoid": nn.Sigmoid, "hsigmoid": nn.Hardsigmoid,
     }
     if name in (None, "none"):
         return nn.Identity()
@@ -36,17 +36,25 @@ def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
     return x * mask / keep
 
 
-class ConvBNAct(nn.Module):
-    """k×k conv, batch norm, activation; `preact` puts the activation first (NASNet/DARTS ReLU-Conv-BN)."""
+def same_padding(k: int, dilation: int = 1) -> int:
+    """Padding that keeps the size at stride 1 for odd k (the DSL plans shapes by the same rule)."""
+    return dilation * (k - 1) // 2
 
-    def __init__(self, c_in: int, c: int, k: int = 3, s: int = 1, p: int | None = None, groups: int = 1,
-                 dilation: int = 1, act: str = "relu", bn: bool = True, bias: bool = False, preact: bool = False,
-                 bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+
+class ConvBNAct(nn.Module):
+    """k×k conv, batch norm, activation; `preact` puts the activation first (NASNet/DARTS
+    ReLU-Conv-BN)."""
+
+    def __init__(self, c_in: int, c: int, k: int = 3, s: int = 1, p: int | None = None,
+                 groups: int = 1, dilation: int = 1, act: str = "relu", bn: bool = True,
+                 bias: bool = False, preact: bool = False, bn_eps: float = 1e-5,
+                 bn_momentum: float = 0.1):
         super().__init__()
-        padding = dilation * (k - 1) // 2 if p is None else p
+        padding = same_padding(k, dilation) if p is None else p
         self.preact = preact
         self.act = make_act(act)
-        self.conv = nn.Conv2d(c_in, c, k, s, padding, dilation=dilation, groups=groups, bias=bias or not bn)
+        self.conv = nn.Conv2d(c_in, c, k, s, padding, dilation=dilation, groups=groups,
+                              bias=bias or not bn)
         self.bn = nn.BatchNorm2d(c, eps=bn_eps, momentum=bn_momentum) if bn else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,8 +14,9 @@ class Conv(ConvBNAct):
 class DepthwiseConv(ConvBNAct):
     """`dwconv`: k×k depthwise convolution (one filter per channel) + BN + activation."""
 
-    def __init__(self, c_in: int, c: int, k: int = 3, s: int = 1, p: int | None = None, dilation: int = 1,
-                 act: str = "relu", bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+    def __init__(self, c_in: int, c: int, k: int = 3, s: int = 1, p: int | None = None,
+                 dilation: int = 1, act: str = "relu", bn_eps: float = 1e-5,
+                 bn_momentum: float = 0.1):
         super().__init__(c_in, c, k, s, p, groups=c_in, dilation=dilation, act=act, bn_eps=bn_eps,
                          bn_momentum=bn_momentum)
 
@@ -23,7 +24,8 @@ class DepthwiseConv(ConvBNAct):
 class FactorizedConv(nn.Module):
     """`fac_conv`: ReLU, 1×k conv, k×1 conv, BN — NASNet's cheaper k×k."""
 
-    def __init__(self, c_in: int, c: int, k: int = 7, s: int = 1, bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+    def __init__(self, c_in: int, c: int, k: int = 7, s: int = 1, bn_eps: float = 1e-5,
+                 bn_momentum: float = 0.1):
         super().__init__()
         self.act = nn.ReLU()
         self.conv_1xk = nn.Conv2d(c_in, c_in, (1, k), (1, s), (0, k // 2), bias=False)

@@ -31,15 +31,16 @@ class SqueezeExcite(nn.Module):
 
 
 class InvertedResidual(nn.Module):
-    """`ir`: 1×1 expand (+ shuffle for group convs) → k×k depthwise → SE → 1×1 project, residual when it fits.
+    """`ir`: 1×1 expand (+ shuffle for group convs) → k×k depthwise → SE → 1×1 project, residual
+    when it fits.
 
-    The expand conv is skipped at expansion 1 unless `expand: always` (FBNet's release keeps it).
-    """
+    The expand conv is skipped at expansion 1 unless `expand: always` (FBNet's release keeps it)."""
 
     def __init__(self, c_in: int, c: int, k: int = 3, e: float = 1, s: int = 1, groups: int = 1,
-                 se: float = 0.0, se_base: str = "input", se_gate: str = "sigmoid", se_act: str | None = None,
-                 se_divisor: int = 1, act: str = "relu", expand: str = "auto", residual: bool = True,
-                 bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+                 se: float = 0.0, se_base: str = "input", se_gate: str = "sigmoid",
+                 se_act: str | None = None, se_divisor: int = 1, act: str = "relu",
+                 expand: str = "auto", residual: bool = True, bn_eps: float = 1e-5,
+                 bn_momentum: float = 0.1):
         super().__init__()
         bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
         hidden = max(1, int(round(c_in * e)))
@@ -50,8 +51,8 @@ class InvertedResidual(nn.Module):
         self.dw = ConvBNAct(hidden, hidden, k, s, groups=hidden, act=act, **bn)
         self.se = None
         if se > 0:
-            self.se = SqueezeExcite(hidden, ratio=se, gate=se_gate, act=se_act or act, divisor=se_divisor,
-                                    base=c_in if se_base == "input" else hidden)
+            self.se = SqueezeExcite(hidden, ratio=se, gate=se_gate, act=se_act or act,
+                                    divisor=se_divisor, base=c_in if se_base == "input" else hidden)
         self.project = ConvBNAct(hidden, c, 1, groups=groups, act="none", **bn)
         self.has_residual = residual and s == 1 and c_in == c
         self.drop_path_rate = 0.0  # set by the training loop (stochastic depth)
