@@ -212,7 +212,8 @@ def _safe_load(path: Path, what: str):
     import pickle
 
     if not path.is_file():  # also refuses pipes and devices, which would block or never end
-        raise SpecError(f"no such {what} file", str(path))
+        raise SpecError(f"no such {what} file" if not path.exists() else f"the {what} path is not a regular file",
+                        str(path))
     if path.stat().st_size == 0:
         raise SpecError(f"the {what} file is empty", str(path), "was its writer killed? use an earlier one")
     try:

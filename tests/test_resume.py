@@ -80,7 +80,7 @@ DAMAGE = {
     "checkpoint of another arch": (lambda run, trained: shutil.copy(trained / "other" / "checkpoint.pt",
                                                                     run / "checkpoint.pt"), "do not fit"),
     "checkpoint is a folder": (lambda run, _: ((run / "checkpoint.pt").unlink(), (run / "checkpoint.pt").mkdir()),
-                               "no such checkpoint file"),
+                               "the checkpoint path is not a regular file"),
     "checkpoint not a dict": (lambda run, _: torch.save([1, 2], run / "checkpoint.pt"), "not a checkpoint"),
     "epoch and history disagree": (_edit_checkpoint(lambda s: s.update(epoch=7)), "epoch and history disagree"),
     "checkpoint key missing": (_edit_checkpoint(lambda s: s.pop("optimizer")), "'optimizer' is missing"),
