@@ -194,6 +194,9 @@ class Recipe:
         if self.description:
             out["description"] = self.description
         out["space"] = {k: v for k, v in asdict(self.space).items() if v is not None}
+        beside = _space_path(self.space.source, self.file)
+        if beside != self.space.source:  # a file next to the recipe: keep it findable from the run folder
+            out["space"]["source"] = str(Path(beside).resolve())
         out["data"] = {k: v for k, v in asdict(self.data).items() if v is not None}
         out["strategy"] = {"name": self.strategy.name, **_plain(self.strategy.options)}
         out["objectives"] = [{o.metric: o.direction} for o in self.objectives]
