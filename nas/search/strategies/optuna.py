@@ -3,8 +3,8 @@
 Each proposal is `study.ask()` followed by a define-by-run walk of the space: `trial.suggest_categorical`
 only for the choices a walk reaches, so a depth pick that removes layers also removes their parameters and
 TPE never models a dead one. Hardware constraints are Optuna's own: every told trial carries one
-`trial.set_constraint` value per recipe constraint (≤ 0 feasible) and the sampler gets a `constraints_func`
-that reads them, so a rejected candidate (never trained) is an infeasible trial — its accuracy objective is
+`trial.set_constraint` value per recipe constraint (≤ 0 feasible), which Optuna 5's samplers read (its
+`constraints_func` is deprecated), so a rejected candidate (never trained) is an infeasible trial — its accuracy objective is
 told as 0 and its cost objectives as counted. Failed trials are told as FAIL; trials that ASHA stopped are
 PRUNED (single objective, with their last value reported) or COMPLETE with their last values (several).
 
@@ -24,10 +24,6 @@ from nas.search.strategies.base import Outcome, Strategy
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
-    return [trial.constraints[k] for k in sorted(trial.constraints, key=int)]
-
-
 class OptunaStrategy(Strategy):
     max_objectives: int | None = 1
 
@@ -44,10 +40,6 @@ class OptunaStrategy(Strategy):
 
     def sampler(self) -> optuna.samplers.BaseSampler:
         raise NotImplementedError
-
-    @property
-    def constraints_func(self):
-        return _constraints if self.constraints else None
 
     def _propose(self, number: int) -> dict[str, str]:
         trial = self.study.ask()
@@ -82,7 +74,7 @@ class TPE(OptunaStrategy):
     def sampler(self):
         return optuna.samplers.TPESampler(
             seed=self.seed, n_startup_trials=self.options["startup"], n_ei_candidates=self.options["candidates"],
-            multivariate=self.options["multivariate"], constraints_func=self.constraints_func)
+            multivariate=self.options["multivariate"])
 
 
 class NSGA2(OptunaStrategy):
@@ -97,5 +89,4 @@ class NSGA2(OptunaStrategy):
     def sampler(self):
         return optuna.samplers.NSGAIISampler(
             seed=self.seed, population_size=self.options["population"],
-            crossover_prob=self.options["crossover_prob"], mutation_prob=self.options["mutation_prob"],
-            constraints_func=self.constraints_func)
+            crossover_prob=self.options["crossover_prob"], mutation_prob=self.options["mutation_prob"])
