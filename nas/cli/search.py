@@ -23,12 +23,14 @@ def _search(args) -> int:
             raise SpecError("not a search run folder (no recipe.yaml)", args.resume,
                             "resume a folder that `nas search` wrote")
         recipe = load_recipe(saved)
+        prepared = _prepare(recipe)
         run = RunDir.create(args.resume, kind="search", resume=True)
     else:
         if args.recipe is None:
             raise SpecError("no recipe given", "nas search", "give RECIPE (a YAML file), or --resume RUN_DIR")
         recipe = load_recipe(args.recipe, args.sets)
         out = args.output or f"runs/{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        prepared = _prepare(recipe)
         run = RunDir.create(out, kind="search", overwrite=args.overwrite)
     with run:
         if recipe.strategy.name == "dnas":
@@ -43,8 +45,17 @@ def _search(args) -> int:
         if not args.quiet:
             print(f"{recipe.name}: {recipe.strategy.name} on {recipe.space.source}, "
                   f"{recipe.budget.trials} trials → {run.path}")
-        run_search(recipe, run, resume=bool(args.resume), quiet=args.quiet, address=args.address)
+        run_search(recipe, run, resume=bool(args.resume), quiet=args.quiet, address=args.address, prepared=prepared)
     return 0
+
+
+def _prepare(recipe):
+    """Every user error of a multi-trial recipe surfaces before the run folder is made."""
+    if recipe.strategy.name == "dnas":
+        return None
+    from nas.search.runner import prepare
+
+    return prepare(recipe)
 
 
 def register(sub) -> None:

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from nas.dsl.errors import SpecError
 from nas.recipe import Recipe
@@ -34,21 +35,42 @@ from nas.search.trial import injection_from_env
 MAX_REJECTS_IN_A_ROW = 2000
 
 
+@dataclass
+class Prepared:
+    """What a search needs before its run folder exists: any user error surfaces here, nothing written yet."""
+
+    data: Any
+    space: Any
+    table: Any
+
+
+def prepare(recipe: Recipe) -> Prepared:
+    """Load the data and the space, build the cost table, refuse impossible constraints and strategies that
+    cannot run on this space (a grid over a huge one) — all before a run folder is made."""
+    from nas.cost.lut import CostTable
+    from nas.data import load_dataset
+
+    d = recipe.data
+    data = load_dataset(d.name, size=d.size, root=d.root, seed=d.seed, channels=d.channels,
+                        val_fraction=d.val_fraction)
+    space = recipe.load_space(data)
+    metrics = {o.metric for o in recipe.objectives} | {c.metric for c in recipe.constraints}
+    table = CostTable(space, latency_device="cpu" if "latency" in metrics else None, seed=recipe.seed)
+    check_feasible(recipe, space, table)
+    make_strategy(recipe.strategy.name, space, recipe.objectives, recipe.strategy.options, recipe.seed,
+                  constraints=recipe.constraints, costs=lambda a: {}, where=recipe.where("strategy")).close()
+    return Prepared(data, space, table)
+
+
 class Search:
     """The driver's state: strategy, cost table, records, the event log, and the budget. No Ray here."""
 
-    def __init__(self, recipe: Recipe, run, *, data, resume: bool = False, log: Callable[[str], None] = print,
-                 inject: dict | None = None, show: Callable | None = None):
-        from nas.cost.lut import CostTable
-
-        self.recipe, self.run, self.data, self.log = recipe, run, data, log
+    def __init__(self, recipe: Recipe, run, prepared: Prepared, *, resume: bool = False,
+                 log: Callable[[str], None] = print, inject: dict | None = None, show: Callable | None = None):
+        self.recipe, self.run, self.log = recipe, run, log
+        self.data, self.space, self.table = prepared.data, prepared.space, prepared.table
         self.show = show or (lambda renderable: None)  # prints rich tables (the CLI's console)
         self.inject = inject
-        self.space = recipe.load_space(data)
-        metrics = {o.metric for o in recipe.objectives} | {c.metric for c in recipe.constraints}
-        self.table = CostTable(self.space, latency_device="cpu" if "latency" in metrics else None,
-                               seed=recipe.seed)
-        check_feasible(self)
         storage = recipe.storage or f"sqlite:///{Path(run.path).resolve() / 'study.db'}"
         self.strategy = make_strategy(
             recipe.strategy.name, self.space, recipe.objectives, recipe.strategy.options, recipe.seed,
@@ -189,11 +211,10 @@ class Search:
         return Outcome(record.status, values, list(record.violations))
 
 
-def check_feasible(search: Search) -> None:
+def check_feasible(recipe: Recipe, space, table) -> None:
     """An impossible constraint is a located error before anything trains: the table's per-term minimum
     (maximum for ≥) bounds what any architecture of the space can cost."""
-    table = search.table
-    for constraint in search.recipe.constraints:
+    for constraint in recipe.constraints:
         attr = {"flops": "flops", "params": "params", "latency": "latency_ms"}[constraint.metric]
         pick = min if constraint.op in ("<=", "<") else max
         bound = float(getattr(table.fixed, attr) or 0.0) + sum(
@@ -204,28 +225,25 @@ def check_feasible(search: Search) -> None:
 
             extreme = "smallest" if pick is min else "largest"
             raise SpecError(f"constraint {constraint.metric} {constraint.text} cannot hold: the {extreme} "
-                            f"architecture of space '{search.space.name}' has {human(bound)}", constraint.where,
+                            f"architecture of space '{space.name}' has {human(bound)}", constraint.where,
                             "loosen the constraint or shrink the space (space.width, space.depth)")
 
 
 def run_search(recipe: Recipe, run, *, resume: bool = False, quiet: bool = False, address: str | None = None,
-               inject: dict | None = None, log: Callable[[str], None] | None = None) -> dict:
+               inject: dict | None = None, log: Callable[[str], None] | None = None,
+               prepared: Prepared | None = None) -> dict:
     """Run (or resume) the search of `recipe` into the open run folder `run`; returns the summary."""
-    from nas.data import load_dataset
     from nas.search import results as res
     from nas.search.tuner import run_trials
 
     log = (lambda line: None) if quiet else (log or print)
     inject = inject if inject is not None else injection_from_env()
-    d = recipe.data
-    data = load_dataset(d.name, size=d.size, root=d.root, seed=d.seed, channels=d.channels,
-                        val_fraction=d.val_fraction)
     show = None
     if not quiet:
         from nas.report import console
 
         show = console().print
-    search = Search(recipe, run, data=data, resume=resume, log=log, inject=inject, show=show)
+    search = Search(recipe, run, prepared or prepare(recipe), resume=resume, log=log, inject=inject, show=show)
     search.quiet_rejects = quiet
     if not resume:
         run.write_text("recipe.yaml", recipe.to_yaml())
@@ -234,5 +252,4 @@ def run_search(recipe: Recipe, run, *, resume: bool = False, quiet: bool = False
             run_trials(search, address=address or recipe.ray_address, quiet=quiet)
     finally:
         search.strategy.close()
-    summary = res.write_results(search)
-    return summary
+    return res.write_results(search)
