@@ -5,9 +5,9 @@
 A `Recipe` (stable shape, read by `nas.search` and `nas.supernet`):
 
     recipe.name: str                     recipe.file: str (path of the YAML, or "<string>")
-    recipe.space: SpaceSection           source (file or zoo name), width, depth, size, channels, classes;
-                                         `recipe.load_space(data)` applies them (size/channels/classes
-                                         default to the dataset's)
+    recipe.space: SpaceSection           source (file or zoo name), width, depth, size, channels, classes,
+                                         bn, coefficients; `recipe.load_space(data)` applies them (size/channels/
+                                         classes default to the dataset's)
     recipe.data: DataSection             name, root, size, channels, val_fraction, seed
     recipe.strategy: StrategySection     name, options (dict: the strategy's declared options, defaults filled)
     recipe.objectives: list[Objective]   metric ("accuracy" | "flops" | "params" | "latency"), direction
@@ -54,7 +54,8 @@ STRATEGIES: dict[str, str] = {
 METRICS = {"accuracy": "max", "flops": "min", "params": "min", "latency": "min"}
 TOP_KEYS = ("name", "description", "space", "data", "strategy", "objectives", "constraints", "train", "budget",
             "early_stop", "resources", "ray", "storage", "seed", "export", "retrain", "sweep")
-SPACE_KEYS = ("source", "width", "depth", "size", "channels", "classes")
+SPACE_KEYS = ("source", "width", "depth", "size", "channels", "classes", "bn", "coefficients")
+COEFFICIENT_KEYS = ("phi", "step", "tolerance", "maximum")
 DATA_KEYS = ("name", "root", "size", "channels", "val_fraction", "seed")
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "warmup_epochs",
               "label_smoothing", "drop_path", "grad_clip", "augment", "flip", "device", "eval_batch_size")
@@ -82,6 +83,8 @@ class SpaceSection:
     size: int | None = None
     channels: int | None = None
     classes: int | None = None
+    bn: dict | None = None  # {eps, momentum}: replaces the space's batch-norm settings
+    coefficients: dict | None = None  # {phi, step, tolerance, maximum}: search EfficientNet's (α, β, γ)
 
 
 @dataclass
@@ -171,7 +174,7 @@ class Recipe:
 
         source = _space_path(self.space.source, self.file)
         space = load(resolve_source(source))
-        if not space.choices() and self.strategy.name != "dnas":
+        if not space.choices() and self.strategy.name != "dnas" and not self.space.coefficients:
             raise SpecError(f"space '{space.name}' has no choices: there is nothing to search",
                             self.where("space"), "use a search space (e.g. fbnet, nasnet, mobilenetv3)")
         channels = self.space.channels or (data.channels if data is not None else None)
@@ -182,7 +185,19 @@ class Recipe:
         if self.space.depth is not None:
             space = space.with_depth(self.space.depth)
         space = space.with_input(channels=channels, size=size)
-        return space.with_classes(classes) if classes else space
+        space = space.with_classes(classes) if classes else space
+        if self.space.bn:  # e.g. TF-ported momentum 0.01 is too slow for the running stats of a short trial
+            doc = space.clone_doc()
+            doc["bn"] = dict(doc.get("bn") or {}, **self.space.bn)
+            space = space.copy_with(doc)
+        if self.space.coefficients:
+            from nas.scaling import coefficient_grid
+            from nas.search.coefficients import CoefficientSpace
+
+            c = self.space.coefficients
+            space = CoefficientSpace(space, coefficient_grid(c["step"], c["tolerance"], c["maximum"]), c["phi"],
+                                     source=self.space.source)
+        return space
 
     def train_config(self, **changes):
         from nas.train import TrainConfig
@@ -332,7 +347,34 @@ class _Validator:
             source=source,
             width=_number(sec, "width", None, positive=True), depth=_number(sec, "depth", None, positive=True),
             size=_int(sec, "size", None, minimum=1), channels=_int(sec, "channels", None, minimum=1),
-            classes=_int(sec, "classes", None, minimum=1))
+            classes=_int(sec, "classes", None, minimum=1), bn=self.bn(sec), coefficients=self.coefficients(sec))
+
+    def bn(self, space: PosDict) -> dict | None:
+        if space.get("bn") is None:
+            return None
+        sec = space["bn"]
+        if not isinstance(sec, dict) or not sec:
+            raise SpecError("space.bn must be a mapping", _loc(space, "bn"), "e.g. bn: {momentum: 0.1}")
+        for key in sec:
+            if key not in ("eps", "momentum"):
+                raise SpecError(f"unknown bn key '{key}'", _key_loc(sec, key), did_you_mean(str(key), ("eps", "momentum")))
+        return {key: _number(sec, key, None, positive=True) for key in sec}
+
+    def coefficients(self, space: PosDict) -> dict | None:
+        if space.get("coefficients") is None:
+            return None
+        sec = space["coefficients"]
+        if not isinstance(sec, dict):
+            raise SpecError("space.coefficients must be a mapping", _loc(space, "coefficients"),
+                            "e.g. coefficients: {phi: 1, step: 0.1, tolerance: 0.1}")
+        for key in sec:
+            if key not in COEFFICIENT_KEYS:
+                raise SpecError(f"unknown coefficients key '{key}'", _key_loc(sec, key),
+                                did_you_mean(str(key), COEFFICIENT_KEYS))
+        out = {"phi": _number(sec, "phi", 1.0, positive=True), "step": _number(sec, "step", 0.05, positive=True),
+               "tolerance": _number(sec, "tolerance", 0.1, minimum=0.0),
+               "maximum": _number(sec, "maximum", 2.0, minimum=1.0)}
+        return out
 
     def data(self) -> DataSection:
         sec = self.section("data", "name", DATA_KEYS)

@@ -192,6 +192,8 @@ def write_results(search) -> dict:
         title = "best trials" if len(objectives) == 1 else "Pareto front"
         search.show(table(shown, f"{recipe.name}: {title}"))
         top = shown[0]
+        if hasattr(search.space, "explain"):  # e.g. the `nas scale` command that uses a found (α, β, γ)
+            search.log(search.space.explain(top.assignment))
         search.log("best picks: " + ", ".join(f"{k}={v}" for k, v in top.assignment.items())
                    if len(top.assignment) <= 8 else f"best: trial {top.number} (its picks are in trials.csv)")
     return result

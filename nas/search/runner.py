@@ -55,7 +55,11 @@ def prepare(recipe: Recipe) -> Prepared:
                         val_fraction=d.val_fraction)
     space = recipe.load_space(data)
     metrics = {o.metric for o in recipe.objectives} | {c.metric for c in recipe.constraints}
-    table = CostTable(space, latency_device="cpu" if "latency" in metrics else None, seed=recipe.seed)
+    latency_device = "cpu" if "latency" in metrics else None
+    if hasattr(space, "cost_table"):  # a space that is not a plain DSL space brings its own per-choice table
+        table = space.cost_table(latency_device=latency_device)
+    else:
+        table = CostTable(space, latency_device=latency_device, seed=recipe.seed)
     check_feasible(recipe, space, table)
     make_strategy(recipe.strategy.name, space, recipe.objectives, recipe.strategy.options, recipe.seed,
                   constraints=recipe.constraints, costs=lambda a: {}, where=recipe.where("strategy")).close()

@@ -38,6 +38,29 @@ def _poison(model) -> None:
     model.register_forward_hook(lambda module, inputs, output: output * float("nan"))
 
 
+def fit_size(data: Any, size: int) -> Any:
+    """The data at the architecture's input size (a resolution choice, e.g. EfficientNet's γ), resized once
+    per size in this worker."""
+    if data.size == size:
+        return data
+    import dataclasses
+
+    import torch.nn.functional as F
+
+    key = (id(data), size)
+    if key not in _RESIZED:
+        def resize(split):
+            x = F.interpolate(split.x, size=(size, size), mode="bilinear", align_corners=False)
+            return dataclasses.replace(split, x=x.contiguous())
+
+        _RESIZED[key] = dataclasses.replace(data, train=resize(data.train), val=resize(data.val),
+                                            test=resize(data.test), size=size)
+    return _RESIZED[key]
+
+
+_RESIZED: dict = {}
+
+
 def train_candidate(assignment: dict, number: int, data: Any, settings: dict, report) -> dict:
     """Train one candidate in this process; `report(metrics)` after every epoch. Returns the final metrics."""
     import torch
@@ -52,6 +75,7 @@ def train_candidate(assignment: dict, number: int, data: Any, settings: dict, re
         if should_raise(inject, number):
             raise RuntimeError(f"injected failure in trial {number}")
         arch = settings["space"].resolve(assignment)
+        data = fit_size(data, arch.plan().input_shape[-1])
         seed = settings["seed"] + number
         model = nas.build(arch, seed=seed)
         if inject and number in inject.get("nan", []):
