@@ -108,3 +108,36 @@ def test_resume_needs_a_search_run(tmp_path, capsys):
     assert "no recipe.yaml" in capsys.readouterr().err
     with pytest.raises(SpecError, match="is a directory"):
         load_recipe(tmp_path)
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", ["nasnet_evolution", "nasnet_reinforce", "fbnet_tpe", "pareto",
+                                  "efficientnet_coefficients"])
+def test_shipped_recipes_load(name):
+    recipe = load_recipe(ROOT / "recipes" / f"{name}.yaml")
+    assert recipe.name == name and recipe.data.name == "digits" and recipe.data.size == 32
+    assert recipe.budget.time_s is not None and recipe.budget.time_s <= 600
+    space = recipe.load_space()
+    assert space.choices() and space.doc["input"]["size"] == 32
+
+
+def test_efficientnet_coefficients_are_one_choice_of_a_space():
+    from nas.scaling import apply, coefficient_grid, multipliers
+
+    recipe = load_recipe(ROOT / "recipes" / "efficientnet_coefficients.yaml")
+    space = recipe.load_space()
+    choice = space.choices()["coefficients"]
+    assert list(space.choices()) == ["coefficients"] and space.size() == len(coefficient_grid(0.1, 0.1)) == 20
+    key = "a1.2_b1_g1.3"
+    assert choice.values[key] == [1.2, 1.0, 1.3]
+    arch = space.resolve({"coefficients": key})
+    base = space.base
+    expected = apply(base, multipliers(1.0, 1.2, 1.0, 1.3))
+    assert arch.doc["stages"] == expected.doc["stages"] and arch.doc["input"] == expected.doc["input"]
+    assert arch.plan().input_shape[-1] == 40  # γ = 1.3 at 32 → 41.6, to the nearest multiple of 8
+    assert space.walk(lambda name, c: key) == {"coefficients": key}
+    command = "nas scale efficientnet_b0 --phi PHI --alpha 1.2 --beta 1 --gamma 1.3"
+    assert command in space.explain({"coefficients": key})
+    assert base.doc["bn"]["momentum"] == 0.1  # the recipe's space.bn override

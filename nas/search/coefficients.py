@@ -62,7 +62,8 @@ class CoefficientSpace(Space):
 
     def explain(self, assignment: Mapping[str, Any]) -> str:
         alpha, beta, gamma = self.triple(assignment)
-        return (f"best (α, β, γ) = ({alpha:g}, {beta:g}, {gamma:g}), α·β²·γ² = {alpha * beta ** 2 * gamma ** 2:.3f}; "
+        product = alpha * beta ** 2 * gamma ** 2
+        return (f"best (α, β, γ) = ({alpha:g}, {beta:g}, {gamma:g}), α·β²·γ² = {product:.3f}; "
                 f"scale with: nas scale {self.source} --phi PHI --alpha {alpha:g} --beta {beta:g} --gamma {gamma:g}")
 
     def __repr__(self) -> str:

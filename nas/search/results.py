@@ -6,6 +6,7 @@
     trials.csv           one row per trial: number, status, every choice's pick, metrics, cost, seconds
     best.arch.yaml       the best architecture (single objective), or pareto/NNN.arch.yaml (several)
     summary.json         counts, the best trial(s), the recipe name, seconds
+    export/              the best architecture in the recipe's `export: {formats: [...]}`, when it has one
     study.db             Optuna's study (tpe, nsga2), unless the recipe names another storage
     ray/, ray-resume-N/  Ray Tune's experiment folders (per-trial results, TensorBoard event files)
 """
@@ -183,6 +184,10 @@ def write_results(search) -> dict:
         for r in best:
             run.write_text(f"pareto/{r.number:04d}.arch.yaml", arch_text(search, r, "Pareto-optimal"))
         shown = best
+    if recipe.export and best:  # the recipe's `export:` section: the best (or first Pareto) architecture
+        from nas.export import export
+
+        export(search.space.resolve(best[0].assignment), Path(run.path) / "export", recipe.export["formats"])
     result = summary(records, objectives, recipe.name, search.seconds(), best)
     run.write_json("summary.json", result)
     counts = result["counts"]

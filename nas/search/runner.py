@@ -193,10 +193,7 @@ class Search:
         self._event({"event": "tell", "number": record.number, "record": record.as_dict(),
                      "seconds": self.seconds()})
         self.strategy.tell(record.number, outcome)
-        if record.status != "rejected" or not self.quiet_rejects:
-            self.log_record(record)
-
-    quiet_rejects = False
+        self.log_record(record)
 
     def log_record(self, record: Record) -> None:
         from nas.search.results import progress_line
@@ -248,7 +245,6 @@ def run_search(recipe: Recipe, run, *, resume: bool = False, quiet: bool = False
 
         show = console().print
     search = Search(recipe, run, prepared or prepare(recipe), resume=resume, log=log, inject=inject, show=show)
-    search.quiet_rejects = quiet
     if not resume:
         run.write_text("recipe.yaml", recipe.to_yaml())
     try:

@@ -4,9 +4,10 @@ Each proposal is `study.ask()` followed by a define-by-run walk of the space: `t
 only for the choices a walk reaches, so a depth pick that removes layers also removes their parameters and
 TPE never models a dead one. Hardware constraints are Optuna's own: every told trial carries one
 `trial.set_constraint` value per recipe constraint (≤ 0 feasible), which Optuna 5's samplers read (its
-`constraints_func` is deprecated), so a rejected candidate (never trained) is an infeasible trial — its accuracy objective is
-told as 0 and its cost objectives as counted. Failed trials are told as FAIL; trials that ASHA stopped are
-PRUNED (single objective, with their last value reported) or COMPLETE with their last values (several).
+`constraints_func` is deprecated), so a rejected candidate (never trained) is an infeasible trial — its
+accuracy objective is told as 0 and its cost objectives as counted. Failed trials are told as FAIL; trials
+that ASHA stopped are PRUNED (single objective, with their last value reported) or COMPLETE with their last
+values (several).
 
 The study lives in Optuna storage: SQLite `study.db` in the run folder unless the recipe names another
 SQLAlchemy URL, so optuna-dashboard can open it. The runner resumes a search by replaying its log of
