@@ -5,8 +5,8 @@
    two at a time, in the same Ray session; and the same 8 trainings called in-process. Prints the speed-up of
    2 concurrent over 1 (target ≥ 1.8× on 2 free cores) and Ray's per-trial overhead over in-process
    (target ≤ 10%).
-2. Search quality: every architecture of a small space (4 searched layers, 4 blocks each: 256 candidates
-   at 16×16) is trained once and tabulated (cached in $NAS_DATA/bench_trials_table.json);
+2. Search quality: every architecture of a small space (3 searched layers, 4 blocks each, and a width
+   choice: 128 candidates at 16×16) is trained once and tabulated (cached in $NAS_DATA/bench_trials_table.json);
    then each strategy searches the table. Per seed, the target is the best accuracy among 100 random
    samples; the figure is the number of evaluations a strategy needs to reach it (capped at 200), averaged
    over the seeds (target: evolution and TPE ≤ 35).
@@ -46,8 +46,8 @@ choices:
     skip: {op: skip}
 stem: [{op: conv, k: 3, c: 8, s: 1}]
 stages:
-  - {block: $ops, c: 8, n: 1, s: 1}
-  - {block: $ops, c: 16, n: 2, s: 2}
+  - {block: $ops, c: {choice: [8, 16]}, n: 1, s: 1}
+  - {block: $ops, c: 16, n: 1, s: 2}
   - {block: $ops, c: 24, n: 1, s: 2}
 head: [{op: classifier}]
 """
@@ -129,7 +129,7 @@ def table(epochs: int = 2) -> tuple[object, dict]:
         last = {}
         train_candidate(assignment, 0, data, settings, last.update)
         accuracies[_key(assignment)] = last["val_acc"]
-        if (i + 1) % 64 == 0:
+        if (i + 1) % 16 == 0:
             print(f"  trained {i + 1}/{len(points)} candidates ({time.perf_counter() - began:.0f} s)", flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(accuracies))

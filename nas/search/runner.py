@@ -237,13 +237,16 @@ def run_search(recipe: Recipe, run, *, resume: bool = False, quiet: bool = False
     from nas.search import results as res
     from nas.search.tuner import run_trials
 
-    log = (lambda line: None) if quiet else (log or print)
     inject = inject if inject is not None else injection_from_env()
     show = None
-    if not quiet:
+    if quiet:
+        log = lambda line: None  # noqa: E731
+    else:
         from nas.report import console
 
-        show = console().print
+        out = console()
+        show = out.print
+        log = log or (lambda line: out.print(line, markup=False, highlight=False))
     search = Search(recipe, run, prepared or prepare(recipe), resume=resume, log=log, inject=inject, show=show)
     if not resume:
         run.write_text("recipe.yaml", recipe.to_yaml())
