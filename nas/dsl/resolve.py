@@ -61,9 +61,6 @@ def check_assignment(space: Space, assignment: Mapping[str, Any]) -> dict[str, s
     from nas.dsl.walk import complete
 
     choices = space.choices()
-    for name in assignment:
-        if name not in choices:
-            raise SpecError(f"'{name}' is not a choice of space '{space.name}'", hint=did_you_mean(name, choices))
     assignment = complete(space, assignment)
     keys = {}
     for name, pick in assignment.items():
