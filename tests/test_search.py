@@ -192,3 +192,21 @@ def test_export_a_search_run(tmp_path, ray_session):
     from nas.dsl import dumps, load
 
     assert dumps(load(out / "arch.yaml")) == dumps(load(run / "best.arch.yaml"))
+
+
+@pytest.mark.slow
+def test_time_budget_ends_the_search_and_records_every_trial(tmp_path, ray_session):
+    run = tmp_path / "run"
+    recipe = write_recipe(tmp_path, trials=50, epochs=20, extra="")
+    recipe.write_text(recipe.read_text().replace("budget: {trials: 50}", "budget: {trials: 50, time: 25}"))
+    began = time.time()
+    assert main(["search", str(recipe), "-o", str(run), "--quiet"]) == 0
+    assert time.time() - began < 120
+    from nas.search.results import read_events
+
+    events = read_events(run / "events.jsonl")
+    asked = {e["number"] for e in events if e["event"] == "ask"}
+    told = {e["number"] for e in events if e["event"] == "tell"}
+    assert asked == told  # the trials Tune ended at the deadline are recorded too
+    table = rows(run)
+    assert len(table) < 50 and any(r["status"] == "stopped" and int(r["epochs"]) < 20 for r in table)

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Sequence
 from nas.recipe import Objective
 
 EVENTS = "events.jsonl"
-STATUS_ORDER = ("ok", "stopped", "failed", "rejected")
+STATUS_ORDER = ("ok", "stopped", "failed", "rejected", "duplicate")
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Record:
     """One trial as the results know it."""
 
     number: int
-    status: str  # ok | stopped | failed | rejected
+    status: str  # ok | stopped | failed | rejected (broke a constraint) | duplicate (trained before: not again)
     assignment: dict[str, str]  # active choices only
     val_acc: float | None = None
     flops: float | None = None
@@ -42,6 +42,7 @@ class Record:
     error: str = ""
     values: list[float] | None = None  # per objective (None for failed)
     violations: list[float] = field(default_factory=list)
+    duplicate_of: int | None = None  # the trial that trained this architecture (status duplicate)
 
     def metric(self, name: str) -> float | None:
         return self.val_acc if name == "accuracy" else getattr(self, name)
@@ -192,13 +193,18 @@ def write_results(search) -> dict:
     run.write_json("summary.json", result)
     counts = result["counts"]
     search.log(f"{result['trained']} trained ({counts['ok']} ok, {counts['stopped']} stopped, "
-               f"{counts['failed']} failed), {counts['rejected']} rejected, {result['seconds']:.0f}s → {run.path}")
+               f"{counts['failed']} failed), {counts['rejected']} rejected, {counts['duplicate']} duplicate, "
+               f"{result['seconds']:.0f}s → {run.path}")
     if shown:
         title = "best trials" if len(objectives) == 1 else "Pareto front"
         search.show(table(shown, f"{recipe.name}: {title}"))
         top = shown[0]
         if hasattr(search.space, "explain"):  # e.g. the `nas scale` command that uses a found (α, β, γ)
             search.log(search.space.explain(top.assignment))
-        search.log("best picks: " + ", ".join(f"{k}={v}" for k, v in top.assignment.items())
-                   if len(top.assignment) <= 8 else f"best: trial {top.number} (its picks are in trials.csv)")
+        if len(objectives) > 1:
+            search.log(f"{len(shown)} Pareto-optimal architecture(s) in {Path(run.path) / 'pareto'}")
+        elif len(top.assignment) <= 8:
+            search.log("best picks: " + ", ".join(f"{k}={v}" for k, v in top.assignment.items()))
+        else:
+            search.log(f"best: trial {top.number} (its picks are in trials.csv), in best.arch.yaml")
     return result

@@ -20,6 +20,7 @@
 """
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -83,7 +84,8 @@ class Search:
         self.records: dict[int, Record] = {}
         self.pending: deque[tuple[int, dict]] = deque()  # asked, not told: in flight when the run was killed
         self.in_flight: set[int] = set()
-        self.rejects_in_a_row = 0
+        self.rejects_in_a_row = 0  # rejected or duplicate proposals since the last one that trained
+        self.trained_archs: dict[str, int] = {}  # an architecture that trained → its trial number
         self.exhausted = False
         self.previous_seconds = 0.0
         self.began = time.perf_counter()
@@ -93,7 +95,7 @@ class Search:
     # -- budget ------------------------------------------------------------------------------------------
     @property
     def trained(self) -> int:
-        return sum(r.status != "rejected" for r in self.records.values())
+        return sum(r.status not in ("rejected", "duplicate") for r in self.records.values())
 
     @property
     def remaining(self) -> int:
@@ -127,7 +129,7 @@ class Search:
                 asked[number] = assignment
             elif event["event"] == "tell":
                 record = Record(**event["record"])
-                self.records[record.number] = record
+                self._remember(record)
                 self.strategy.tell(record.number, self._outcome(record))
                 asked.pop(record.number, None)
                 self.previous_seconds = max(self.previous_seconds, event.get("seconds", 0.0))
@@ -148,6 +150,16 @@ class Search:
                     self.exhausted = True
                     return None
                 self._event({"event": "ask", "number": number, "assignment": assignment})
+            same = self.trained_archs.get(arch_key(assignment))
+            if same is not None:  # never train an architecture twice: the strategy gets the known result
+                self.rejects_in_a_row += 1
+                was = self.records[same]
+                self.finish(Record(number, "duplicate", assignment, val_acc=was.val_acc, flops=was.flops,
+                                   params=was.params, latency=was.latency, error=f"same architecture as trial {same}",
+                                   violations=list(was.violations), duplicate_of=same))
+                if self._stuck():
+                    return None
+                continue
             costs = self.costs(assignment)
             violations = self.violations(costs)
             if any(v > 0 for v in violations):
@@ -156,14 +168,25 @@ class Search:
                 self.finish(Record(number, "rejected", assignment, flops=costs["flops"], params=costs["params"],
                                    latency=costs["latency"], error="breaks " + ", ".join(broken),
                                    violations=violations))
-                if self.rejects_in_a_row >= MAX_REJECTS_IN_A_ROW:
-                    self.log(f"stopping: {MAX_REJECTS_IN_A_ROW} proposals in a row broke the constraints")
-                    self.exhausted = True
+                if self._stuck():
                     return None
                 continue
             self.rejects_in_a_row = 0
             self.in_flight.add(number)
             return number, assignment, costs
+
+    def _stuck(self) -> bool:
+        if self.rejects_in_a_row < MAX_REJECTS_IN_A_ROW:
+            return False
+        self.log(f"stopping: {MAX_REJECTS_IN_A_ROW} proposals in a row broke the constraints or repeated a "
+                 "trained architecture")
+        self.exhausted = True
+        return True
+
+    def _remember(self, record: Record) -> None:
+        self.records[record.number] = record
+        if record.status in ("ok", "stopped"):
+            self.trained_archs.setdefault(arch_key(record.assignment), record.number)
 
     def complete(self, number: int, assignment: dict, costs: dict, last: dict, final: dict | None,
                  errored: bool) -> Record:
@@ -189,7 +212,7 @@ class Search:
     def finish(self, record: Record) -> None:
         outcome = self._outcome(record)
         record.values = outcome.values
-        self.records[record.number] = record
+        self._remember(record)
         self._event({"event": "tell", "number": record.number, "record": record.as_dict(),
                      "seconds": self.seconds()})
         self.strategy.tell(record.number, outcome)
@@ -201,6 +224,9 @@ class Search:
         self.log(progress_line(record, self.trained, self.recipe.budget.trials))
 
     def _outcome(self, record: Record) -> Outcome:
+        if record.status == "duplicate":  # told what its first training gave
+            first = self._outcome(self.records[record.duplicate_of])
+            return Outcome(first.status, first.values, first.violations)
         if record.status == "failed" or (record.status != "rejected" and record.val_acc is None):
             return Outcome("failed")
         values = []
@@ -210,6 +236,10 @@ class Search:
             else:
                 values.append(record.metric(objective.metric))
         return Outcome(record.status, values, list(record.violations))
+
+
+def arch_key(assignment: dict) -> str:
+    return json.dumps(assignment, sort_keys=True)
 
 
 def check_feasible(recipe: Recipe, space, table) -> None:
@@ -251,7 +281,8 @@ def run_search(recipe: Recipe, run, *, resume: bool = False, quiet: bool = False
     if not resume:
         run.write_text("recipe.yaml", recipe.to_yaml())
     try:
-        if search.remaining > 0 and not search.exhausted:
+        time_left = recipe.budget.time_s is None or search.previous_seconds < recipe.budget.time_s
+        if search.remaining > 0 and not search.exhausted and time_left:
             run_trials(search, address=address or recipe.ray_address, quiet=quiet)
     finally:
         search.strategy.close()

@@ -46,6 +46,12 @@ class StrategySearcher(Searcher):
         if result.get("status") in ("done", "failed", "nan"):
             self.final[trial_id] = result
 
+    def flush(self) -> None:
+        """Trials that Tune ended without telling us (its time budget ran out): recorded as stopped."""
+        for trial_id in list(self.trials):
+            self.final.pop(trial_id, None)
+            self.on_trial_complete(trial_id)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id not in self.trials:
             return
@@ -109,15 +115,17 @@ def run_trials(search, *, address: str | None = None, quiet: bool = False) -> No
             time_left = max(1.0, recipe.budget.time_s - search.previous_seconds)
         root = Path(search.run.path).resolve()
         name = "ray" if not (root / "ray").exists() else f"ray-resume-{len(list(root.glob('ray-resume-*'))) + 1}"
+        searcher = StrategySearcher(search)
         tuner = tune.Tuner(
             fn,
-            tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=StrategySearcher(search),
+            tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=searcher,
                                         scheduler=scheduler, num_samples=search.remaining,
                                         max_concurrent_trials=res.concurrency, reuse_actors=True,
                                         time_budget_s=time_left),
             run_config=tune.RunConfig(name=name, storage_path=str(root), verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=0)))
         tuner.fit()
+        searcher.flush()
     finally:
         if started:
             ray.shutdown()
