@@ -53,10 +53,39 @@ def test_resume_continues_the_same_search(strategy, tmp_path):
     run(tmp_path / "killed", recipe, prepared, resume=True)
     whole = {r.number: r for r in load_records(tmp_path / "whole")}
     resumed = {r.number: r for r in load_records(tmp_path / "killed")}
-    assert sum(r.status != "rejected" for r in resumed.values()) == 9
+    assert sum(r.status not in ("rejected", "duplicate") for r in resumed.values()) == 9
     for number, record in before.items():
         assert resumed[number] == record
     # the same proposals, in the same order, as the search that was never killed
     assert {n: r.assignment for n, r in resumed.items()} == {n: r.assignment for n, r in whole.items()}
     asks = [e["number"] for e in read_events(tmp_path / "killed" / "events.jsonl") if e["event"] == "ask"]
     assert asks == sorted(set(asks))  # nothing was asked twice
+
+
+def test_a_repeated_proposal_is_not_trained_again(tmp_path):
+    space = tmp_path / "two.yaml"
+    space.write_text("""
+name: two
+input: {channels: 1, size: 32}
+classes: 10
+stem: [{op: conv, k: 3, c: 8, s: 2}]
+stages:
+  - {op: ir, k: {choice: [3, 5]}, e: 1, c: 8, n: 1, s: 1}
+head: [{op: classifier}]
+""")
+    recipe = loads_recipe(f"space: {{source: {space}}}\nstrategy: {{name: random, dedupe: false}}\n"
+                          "budget: {trials: 2}\n", "r.yaml")
+    run_dir = RunDir.create(tmp_path / "run", kind="search")
+    search = Search(recipe, run_dir, prepare(recipe), log=lambda line: None)
+    trained = []
+    while (proposal := search.propose()) is not None:
+        trained.append(proposal[1])
+        finish_one(search, [proposal])
+    run_dir.close()
+    records = load_records(tmp_path / "run")
+    duplicates = [r for r in records if r.status == "duplicate"]
+    assert sorted(a["stages.0.layers.0.k"] for a in trained) == ["3", "5"]  # each architecture trained once
+    assert duplicates and all(r.error.startswith("same architecture as trial") for r in duplicates)
+    for r in duplicates:
+        first = next(x for x in records if x.number == r.duplicate_of)
+        assert r.assignment == first.assignment and r.val_acc == first.val_acc and r.epochs == 0

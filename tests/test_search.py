@@ -56,9 +56,10 @@ def test_every_strategy_end_to_end(name, tmp_path, ray_session):
     space = f"{{source: {tiny_space(tmp_path)}}}" if name == "grid" else "{source: fbnet, width: 0.25, depth: 0.25}"
     recipe = write_recipe(tmp_path, strategy, objectives, trials=3, space=space)  # a grid needs a small space
     assert main(["search", str(recipe), "-o", str(run), "--quiet"]) == 0
-    table = rows(run)
+    table = [r for r in rows(run) if r["status"] != "duplicate"]  # a repeated proposal is not trained again
     assert len(table) == 3 and all(r["status"] == "ok" for r in table)
     assert all(0.0 <= float(r["val_acc"]) <= 1.0 and float(r["flops"]) > 0 for r in table)
+    assert len({tuple(sorted((k, v) for k, v in r.items() if k.startswith("stages."))) for r in table}) == 3
     summary = json.loads((run / "summary.json").read_text())
     assert summary["trained"] == 3 and summary["counts"]["ok"] == 3
     assert (run / "recipe.yaml").is_file() and (run / "ray").is_dir()
@@ -169,12 +170,12 @@ def test_sigkill_then_resume(tmp_path, ray_session):
     from nas.search.results import load_records
 
     before = {r.number: r for r in load_records(run)}
-    assert before and len([r for r in before.values() if r.status != "rejected"]) < 7
+    assert before and len([r for r in before.values() if r.status not in ("rejected", "duplicate")]) < 7
     assert main(["search", "--resume", str(run), "--quiet"]) == 0
     after = {r.number: r for r in load_records(run)}
     for number, record in before.items():  # finished trials are kept as they were
         assert after[number] == record
-    assert sum(r.status != "rejected" for r in after.values()) == 7  # the budget counts what was done
+    assert sum(r.status not in ("rejected", "duplicate") for r in after.values()) == 7  # the budget: what was done
     assert len(rows(run)) == len(after)
     trained = [int(line) for line in trace.read_text().split()]
     for number in before:  # no finished trial was trained again
