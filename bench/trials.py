@@ -6,7 +6,8 @@
    2 concurrent over 1 (target ≥ 1.8× on 2 free cores) and Ray's per-trial overhead over in-process
    (target ≤ 10%).
 2. Search quality: every architecture of a small space (3 searched layers, 4 blocks each, and a width
-   choice: 128 candidates at digits' own 8×8) is trained once and tabulated (cached in $NAS_DATA/bench_trials_table.json);
+   choice: 128 candidates at digits' own 8×8) is trained once and tabulated (cached in
+   $NAS_DATA/bench_trials_table_*.json);
    then each strategy searches the table. Per seed, the target is the best accuracy among 100 random
    samples; the figure is the number of evaluations a strategy needs to reach it (capped at 200), averaged
    over the seeds (target: evolution and TPE ≤ 35). A strategy that proposes an architecture again is told
