@@ -19,3 +19,13 @@ def _threads():
 @pytest.fixture
 def spaces() -> Path:
     return SPACES
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for every test that needs it (starting Ray costs seconds); the runner reuses it."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield ray
+    ray.shutdown()

@@ -32,9 +32,10 @@ def _commands() -> list[str]:
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    """A scratch folder that sees the repository's search_spaces/, so runs/ lands outside the checkout."""
+    """A scratch folder that sees the repository's search_spaces/ and recipes/, so runs/ lands outside the checkout."""
     folder = tmp_path_factory.mktemp("readme")
     (folder / "search_spaces").symlink_to(Path(__file__).resolve().parent.parent / "search_spaces")
+    (folder / "recipes").symlink_to(Path(__file__).resolve().parent.parent / "recipes")
     return folder
 
 

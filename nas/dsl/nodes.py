@@ -510,6 +510,12 @@ class Space:
         rng = seed if isinstance(seed, random.Random) else random.Random(seed)
         return {name: rng.choice(choice.keys) for name, choice in self._choices.items()}
 
+    def walk(self, decide) -> dict[str, str]:
+        """`decide(name, choice) -> option key` for each choice still active, in order (see nas.dsl.walk)."""
+        from nas.dsl.walk import walk
+
+        return walk(self, decide)
+
     def resolve(self, assignment: Mapping[str, Any] | None = None) -> "Arch":
         from nas.dsl.resolve import resolve
 

@@ -56,7 +56,12 @@ def substitute(doc: dict, keys: Mapping[str, str], choices: Mapping[str, Choice]
 
 
 def check_assignment(space: Space, assignment: Mapping[str, Any]) -> dict[str, str]:
+    """Option keys for every choice. Choices that the assignment makes inactive (layers beyond a depth pick)
+    may be left out: they get their first option, which changes nothing in the architecture."""
+    from nas.dsl.walk import complete
+
     choices = space.choices()
+    assignment = complete(space, assignment)
     keys = {}
     for name, pick in assignment.items():
         if name not in choices:

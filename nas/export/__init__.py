@@ -112,12 +112,14 @@ def sidecar(arch: Arch) -> dict:
 
 
 def resolve_source(source: str) -> tuple[Arch, Path | None]:
-    """SOURCE of `nas export`: a run folder (`arch.yaml` + `weights.pt`, or `best/` inside one), an
-    architecture file or a zoo name. Returns the arch and the run's weights file (None if it has none)."""
+    """SOURCE of `nas export`: a run folder (`arch.yaml` + `weights.pt`, or `best/` inside one, or a search's
+    `best.arch.yaml`), an architecture file or a zoo name. Returns the arch and the run's weights file (None if it has none)."""
     from nas.dsl import load
     from nas.zoo import resolve_source as find
 
     path = Path(source)
+    if path.is_dir() and (path / "best.arch.yaml").is_file():  # a `nas search` run folder: its best trial
+        return load(path / "best.arch.yaml"), None
     if path.is_dir():
         for folder in (path / "best", path):
             if (folder / "arch.yaml").is_file():

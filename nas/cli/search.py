@@ -1,0 +1,77 @@
+"""`nas search RECIPE`: run a search recipe (multi-trial on Ray Tune, or DNAS) into a run folder."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from nas.dsl.errors import SpecError
+
+
+def _search(args) -> int:
+    from nas.recipe import load_recipe
+    from nas.runs import RunDir
+
+    if args.resume:
+        if args.recipe is not None:
+            raise SpecError("give RECIPE or --resume RUN_DIR, not both", "nas search",
+                            "a resumed search uses the recipe saved in its run folder")
+        if args.sets or args.output:
+            raise SpecError("--set and -o do not apply to --resume", "nas search",
+                            "a resumed search continues with its saved recipe")
+        saved = Path(args.resume) / "recipe.yaml"
+        if not saved.is_file():
+            raise SpecError("not a search run folder (no recipe.yaml)", args.resume,
+                            "resume a folder that `nas search` wrote")
+        recipe = load_recipe(saved)
+        prepared = _prepare(recipe)
+        run = RunDir.create(args.resume, kind="search", resume=True)
+    else:
+        if args.recipe is None:
+            raise SpecError("no recipe given", "nas search", "give RECIPE (a YAML file), or --resume RUN_DIR")
+        recipe = load_recipe(args.recipe, args.sets)
+        out = args.output or f"runs/{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        prepared = _prepare(recipe)
+        run = RunDir.create(out, kind="search", overwrite=args.overwrite)
+    with run:
+        if recipe.strategy.name == "dnas":
+            from nas.supernet import run_dnas
+
+            if not args.resume:
+                run.write_text("recipe.yaml", recipe.to_yaml())
+            run_dnas(recipe, run, quiet=args.quiet)
+            return 0
+        from nas.search.runner import run_search
+
+        if not args.quiet:
+            print(f"{recipe.name}: {recipe.strategy.name} on {recipe.space.source}, "
+                  f"{recipe.budget.trials} trials → {run.path}")
+        run_search(recipe, run, resume=bool(args.resume), quiet=args.quiet, address=args.address, prepared=prepared)
+    return 0
+
+
+def _prepare(recipe):
+    """Every user error of a multi-trial recipe surfaces before the run folder is made."""
+    if recipe.strategy.name == "dnas":
+        return None
+    from nas.search.runner import prepare
+
+    return prepare(recipe)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("search", help="run a search recipe (random, grid, evolution, reinforce, tpe, nsga2, dnas)",
+                       description="Run the search a recipe describes. Multi-trial strategies train each "
+                                   "candidate as a Ray Tune trial; results go to the run folder (trials.csv, "
+                                   "best.arch.yaml or pareto/, summary.json, study.db, Ray's experiment "
+                                   "folder). --resume continues a killed search without losing or repeating "
+                                   "finished trials.")
+    p.add_argument("recipe", metavar="RECIPE", nargs="?", default=None, help="recipe YAML file")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a recipe value, e.g. --set budget.trials=8 (repeatable)")
+    p.add_argument("--address", default=None, help="join the Ray cluster at this address (default: ray.address, "
+                                                    "else a local Ray)")
+    p.add_argument("-o", "--output", metavar="RUN_DIR", default=None,
+                   help="run folder (default runs/<recipe>-<YYYYmmdd-HHMMSS>)")
+    p.add_argument("--overwrite", action="store_true", help="clear RUN_DIR first if it is an old run folder")
+    p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue an interrupted search")
+    p.set_defaults(func=_search)

@@ -1,0 +1,289 @@
+"""`nas search`: a strategy proposes, the cost table screens, Ray Tune trains, the results folder remembers.
+
+    summary = run_search(recipe, run)          # run: nas.runs.RunDir (kind "search")
+
+- Ray: a local instance with the recipe's CPUs (`resources.cpus`), or the cluster at `ray.address` /
+  `--address`; an already running Ray (a test session) is reused and left running.
+- Trials are Ray Tune function trainables (nas.search.trial) sharing the dataset through the object store,
+  on reused actors, at most `resources.concurrency` at a time, each with its CPUs/GPUs; ASHA when the
+  recipe has `early_stop: {asha: ...}`; `budget.time` becomes Tune's time budget.
+- The strategy is adapted to Tune by `StrategySearcher` (a `ray.tune.search.Searcher`); strategies
+  themselves import no Ray. Before a proposal becomes a trial its cost comes from the per-choice cost table
+  (`nas.cost.lut.CostTable`): one that breaks a constraint never trains, is recorded `rejected` with its
+  cost, and the strategy is told (with its violations).
+- Every ask and tell is appended to events.jsonl (fsynced) before anything else happens; `--resume`
+  replays that log into a fresh strategy with the same seed — which rebuilds its state exactly, Optuna's
+  seeded samplers included — keeps every finished trial, re-queues the ones that were in flight, and
+  counts the budget from what is done. That is why we drive Optuna through our own Searcher rather than
+  Ray's OptunaSearch: its state lives in the Tune experiment, and a SIGKILL between Tune's checkpoints
+  loses or repeats trials.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from nas.dsl.errors import SpecError
+from nas.recipe import Recipe
+from nas.search.results import EVENTS, Record, json_line, read_events
+from nas.search.strategies import Exhausted, Outcome, make_strategy
+from nas.search.trial import injection_from_env
+
+MAX_REJECTS_IN_A_ROW = 2000
+
+
+@dataclass
+class Prepared:
+    """What a search needs before its run folder exists: any user error surfaces here, nothing written yet."""
+
+    data: Any
+    space: Any
+    table: Any
+
+
+def prepare(recipe: Recipe) -> Prepared:
+    """Load the data and the space, build the cost table, refuse impossible constraints and strategies that
+    cannot run on this space (a grid over a huge one) — all before a run folder is made."""
+    from nas.cost.lut import CostTable
+    from nas.data import load_dataset
+
+    d = recipe.data
+    data = load_dataset(d.name, size=d.size, root=d.root, seed=d.seed, channels=d.channels,
+                        val_fraction=d.val_fraction)
+    space = recipe.load_space(data)
+    metrics = {o.metric for o in recipe.objectives} | {c.metric for c in recipe.constraints}
+    latency_device = "cpu" if "latency" in metrics else None
+    if hasattr(space, "cost_table"):  # a space that is not a plain DSL space brings its own per-choice table
+        table = space.cost_table(latency_device=latency_device)
+    else:
+        table = CostTable(space, latency_device=latency_device, seed=recipe.seed)
+    check_feasible(recipe, space, table)
+    make_strategy(recipe.strategy.name, space, recipe.objectives, recipe.strategy.options, recipe.seed,
+                  constraints=recipe.constraints, costs=lambda a: {}, where=recipe.where("strategy")).close()
+    return Prepared(data, space, table)
+
+
+class Search:
+    """The driver's state: strategy, cost table, records, the event log, and the budget. No Ray here."""
+
+    def __init__(self, recipe: Recipe, run, prepared: Prepared, *, resume: bool = False,
+                 log: Callable[[str], None] = print, inject: dict | None = None, show: Callable | None = None):
+        self.recipe, self.run, self.log = recipe, run, log
+        self.data, self.space, self.table = prepared.data, prepared.space, prepared.table
+        self.show = show or (lambda renderable: None)  # prints rich tables (the CLI's console)
+        self.inject = inject
+        storage = recipe.storage or f"sqlite:///{Path(run.path).resolve() / 'study.db'}"
+        self.strategy = make_strategy(
+            recipe.strategy.name, self.space, recipe.objectives, recipe.strategy.options, recipe.seed,
+            constraints=recipe.constraints, storage=storage, study_name=f"{recipe.name}-{Path(run.path).name}",
+            fresh=True, costs=self.costs, where=recipe.where("strategy"))
+        self.records: dict[int, Record] = {}
+        self.pending: deque[tuple[int, dict]] = deque()  # asked, not told: in flight when the run was killed
+        self.in_flight: set[int] = set()
+        self.rejects_in_a_row = 0  # rejected or duplicate proposals since the last one that trained
+        self.trained_archs: dict[str, int] = {}  # an architecture that trained → its trial number
+        self.exhausted = False
+        self.previous_seconds = 0.0
+        self.began = time.perf_counter()
+        if resume:
+            self.replay(read_events(run.path / EVENTS))
+
+    # -- budget ------------------------------------------------------------------------------------------
+    @property
+    def trained(self) -> int:
+        return sum(r.status not in ("rejected", "duplicate") for r in self.records.values())
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.recipe.budget.trials - self.trained)
+
+    def seconds(self) -> float:
+        return self.previous_seconds + time.perf_counter() - self.began
+
+    # -- costs -------------------------------------------------------------------------------------------
+    def costs(self, assignment: dict) -> dict[str, float]:
+        cost = self.table.estimate(assignment)
+        return {"flops": float(cost.flops), "params": float(cost.params),
+                "latency": float(cost.latency_ms) if cost.latency_ms is not None else None}
+
+    def violations(self, costs: dict) -> list[float]:
+        return [c.violation(costs[c.metric]) for c in self.recipe.constraints]
+
+    # -- the event log -----------------------------------------------------------------------------------
+    def _event(self, event: dict) -> None:
+        self.run.append_line(EVENTS, json_line(event))
+
+    def replay(self, events: list[dict]) -> None:
+        """Rebuild the strategy's state from the log of an interrupted run (same calls, same order)."""
+        asked: dict[int, dict] = {}
+        for event in events:
+            if event["event"] == "ask":
+                number, assignment = self.strategy.ask()
+                if number != event["number"] or assignment != event["assignment"]:
+                    raise SpecError(f"resuming diverged at trial {number}: the strategy now proposes something else",
+                                    str(self.run.path / EVENTS), "was the recipe or the space file changed?")
+                asked[number] = assignment
+            elif event["event"] == "tell":
+                record = Record(**event["record"])
+                self._remember(record)
+                self.strategy.tell(record.number, self._outcome(record))
+                asked.pop(record.number, None)
+                self.previous_seconds = max(self.previous_seconds, event.get("seconds", 0.0))
+        self.pending.extend(sorted(asked.items()))
+
+    # -- proposing and finishing (called by the Searcher) -------------------------------------------------
+    def propose(self) -> tuple[int, dict, dict] | None:
+        """The next candidate that meets the constraints, or None when the search is done."""
+        if self.remaining - len(self.in_flight) <= 0 or self.exhausted:
+            return None
+        while True:
+            if self.pending:
+                number, assignment = self.pending.popleft()
+            else:
+                try:
+                    number, assignment = self.strategy.ask()
+                except Exhausted:
+                    self.exhausted = True
+                    return None
+                self._event({"event": "ask", "number": number, "assignment": assignment})
+            same = self.trained_archs.get(arch_key(assignment))
+            if same is not None:  # never train an architecture twice: the strategy gets the known result
+                self.rejects_in_a_row += 1
+                was = self.records[same]
+                self.finish(Record(number, "duplicate", assignment, val_acc=was.val_acc, flops=was.flops,
+                                   params=was.params, latency=was.latency, error=f"same architecture as trial {same}",
+                                   violations=list(was.violations), duplicate_of=same))
+                if self._stuck():
+                    return None
+                continue
+            costs = self.costs(assignment)
+            violations = self.violations(costs)
+            if any(v > 0 for v in violations):
+                self.rejects_in_a_row += 1
+                broken = [f"{c.metric} {c.text}" for c, v in zip(self.recipe.constraints, violations) if v > 0]
+                self.finish(Record(number, "rejected", assignment, flops=costs["flops"], params=costs["params"],
+                                   latency=costs["latency"], error="breaks " + ", ".join(broken),
+                                   violations=violations))
+                if self._stuck():
+                    return None
+                continue
+            self.rejects_in_a_row = 0
+            self.in_flight.add(number)
+            return number, assignment, costs
+
+    def _stuck(self) -> bool:
+        if self.rejects_in_a_row < MAX_REJECTS_IN_A_ROW:
+            return False
+        self.log(f"stopping: {MAX_REJECTS_IN_A_ROW} proposals in a row broke the constraints or repeated a "
+                 "trained architecture")
+        self.exhausted = True
+        return True
+
+    def _remember(self, record: Record) -> None:
+        self.records[record.number] = record
+        if record.status in ("ok", "stopped"):
+            self.trained_archs.setdefault(arch_key(record.assignment), record.number)
+
+    def complete(self, number: int, assignment: dict, costs: dict, last: dict, final: dict | None,
+                 errored: bool) -> Record:
+        """Turn a finished Tune trial (its last val_acc report and its final report) into a record."""
+        self.in_flight.discard(number)
+        final = final or {}
+        status, error = "ok", final.get("error", "")
+        epochs = int(last.get("epoch", 0))
+        if errored:
+            status, error = "failed", error or "the trial's process raised (see Ray's error.txt)"
+        elif final.get("status") in ("failed", "nan"):
+            status = "failed"
+        elif epochs < self.recipe.train["epochs"]:
+            status = "stopped"
+        val_acc = last.get("val_acc") if status != "failed" else None
+        record = Record(number, status, assignment, val_acc=val_acc, flops=costs["flops"], params=costs["params"],
+                        latency=costs["latency"], epochs=epochs, seconds=float(final.get("seconds") or
+                                                                                 last.get("time_total_s", 0.0)),
+                        error=error, violations=self.violations(costs))
+        self.finish(record)
+        return record
+
+    def finish(self, record: Record) -> None:
+        outcome = self._outcome(record)
+        record.values = outcome.values
+        self._remember(record)
+        self._event({"event": "tell", "number": record.number, "record": record.as_dict(),
+                     "seconds": self.seconds()})
+        self.strategy.tell(record.number, outcome)
+        self.log_record(record)
+
+    def log_record(self, record: Record) -> None:
+        from nas.search.results import progress_line
+
+        self.log(progress_line(record, self.trained, self.recipe.budget.trials))
+
+    def _outcome(self, record: Record) -> Outcome:
+        if record.status == "duplicate":  # told what its first training gave
+            first = self._outcome(self.records[record.duplicate_of])
+            return Outcome(first.status, first.values, first.violations)
+        if record.status == "failed" or (record.status != "rejected" and record.val_acc is None):
+            return Outcome("failed")
+        values = []
+        for objective in self.recipe.objectives:
+            if objective.metric == "accuracy":
+                values.append(record.val_acc if record.status != "rejected" else 0.0)
+            else:
+                values.append(record.metric(objective.metric))
+        return Outcome(record.status, values, list(record.violations))
+
+
+def arch_key(assignment: dict) -> str:
+    return json.dumps(assignment, sort_keys=True)
+
+
+def check_feasible(recipe: Recipe, space, table) -> None:
+    """An impossible constraint is a located error before anything trains: the table's per-term minimum
+    (maximum for ≥) bounds what any architecture of the space can cost."""
+    for constraint in recipe.constraints:
+        attr = {"flops": "flops", "params": "params", "latency": "latency_ms"}[constraint.metric]
+        pick = min if constraint.op in ("<=", "<") else max
+        bound = float(getattr(table.fixed, attr) or 0.0) + sum(
+            pick(float(getattr(cost, attr) or 0.0) for cost in term.table.values()) for term in table.terms
+            if term.table)
+        if not constraint.ok(bound):
+            from nas.report import human
+
+            extreme = "smallest" if pick is min else "largest"
+            raise SpecError(f"constraint {constraint.metric} {constraint.text} cannot hold: the {extreme} "
+                            f"architecture of space '{space.name}' has {human(bound)}", constraint.where,
+                            "loosen the constraint or shrink the space (space.width, space.depth)")
+
+
+def run_search(recipe: Recipe, run, *, resume: bool = False, quiet: bool = False, address: str | None = None,
+               inject: dict | None = None, log: Callable[[str], None] | None = None,
+               prepared: Prepared | None = None) -> dict:
+    """Run (or resume) the search of `recipe` into the open run folder `run`; returns the summary."""
+    from nas.search import results as res
+    from nas.search.tuner import run_trials
+
+    inject = inject if inject is not None else injection_from_env()
+    show = None
+    if quiet:
+        log = lambda line: None  # noqa: E731
+    else:
+        from nas.report import console
+
+        out = console()
+        show = out.print
+        log = log or (lambda line: out.print(line, markup=False, highlight=False))
+    search = Search(recipe, run, prepared or prepare(recipe), resume=resume, log=log, inject=inject, show=show)
+    if not resume:
+        run.write_text("recipe.yaml", recipe.to_yaml())
+    try:
+        time_left = recipe.budget.time_s is None or search.previous_seconds < recipe.budget.time_s
+        if search.remaining > 0 and not search.exhausted and time_left:
+            run_trials(search, address=address or recipe.ray_address, quiet=quiet)
+    finally:
+        search.strategy.close()
+    return res.write_results(search)
