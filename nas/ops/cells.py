@@ -15,7 +15,7 @@ class SepConv(nn.Module):
     """
 
     def __init__(self, c_in: int, c: int, k: int = 3, s: int = 1, dilation: int = 1, repeat: int = 2,
-                 bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+                 bn_eps: float = 1e-5, bn_momentum: float = 0.1, affine: bool = True):
         super().__init__()
         layers = []
         for i in range(repeat):
@@ -23,7 +23,7 @@ class SepConv(nn.Module):
             pad = dilation * (k - 1) // 2
             layers += [nn.ReLU(), nn.Conv2d(c_in, c_in, k, s if i == 0 else 1, pad, dilation=dilation,
                                             groups=c_in, bias=False),
-                       nn.Conv2d(c_in, out, 1, bias=False), nn.BatchNorm2d(out, eps=bn_eps, momentum=bn_momentum)]
+                       nn.Conv2d(c_in, out, 1, bias=False), nn.BatchNorm2d(out, eps=bn_eps, momentum=bn_momentum, affine=affine)]
         self.ops = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -57,12 +57,12 @@ class MaxPool(nn.Module):
 class FactorizedReduce(nn.Module):
     """Halve the resolution without losing pixels: two stride-2 1×1 convs, one shifted by a pixel, concatenated."""
 
-    def __init__(self, c_in: int, c: int, bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+    def __init__(self, c_in: int, c: int, bn_eps: float = 1e-5, bn_momentum: float = 0.1, affine: bool = True):
         super().__init__()
         self.act = nn.ReLU()
         self.conv_a = nn.Conv2d(c_in, c // 2, 1, 2, bias=False)
         self.conv_b = nn.Conv2d(c_in, c - c // 2, 1, 2, bias=False)
-        self.bn = nn.BatchNorm2d(c, eps=bn_eps, momentum=bn_momentum)
+        self.bn = nn.BatchNorm2d(c, eps=bn_eps, momentum=bn_momentum, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act(x)
@@ -74,9 +74,9 @@ class Skip(nn.Module):
     """`skip`: identity, or a reshaping path when stride or width change (1×1 conv or factorized reduce)."""
 
     def __init__(self, c_in: int, c: int, s: int = 1, reduce: str = "conv",
-                 bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+                 bn_eps: float = 1e-5, bn_momentum: float = 0.1, affine: bool = True):
         super().__init__()
-        bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
+        bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum, affine=affine)
         if s == 1 and c_in == c:
             self.path = nn.Identity()
         elif reduce == "factorized" and s == 2:

@@ -24,6 +24,7 @@ from torch import nn
 from nas import ops
 from nas.dsl.errors import SpecError
 from nas.dsl.nodes import Choice, Space
+from nas.dsl.ops import OPS
 from nas.dsl.plan import body_sequence
 from nas.supernet.mixed import Sample
 from nas.supernet.names import escape
@@ -74,7 +75,7 @@ class CellNode(nn.Module):
 
 
 class CellSupernet(nn.Module):
-    def __init__(self, space: Space, parametrization: str = "slots"):
+    def __init__(self, space: Space, parametrization: str = "slots", affine: bool = True):
         super().__init__()
         if parametrization not in PARAMETRIZATIONS:
             raise SpecError(f"unknown cell parametrization '{parametrization}'", hint="slots or edges")
@@ -89,6 +90,11 @@ class CellSupernet(nn.Module):
         planner = OptionPlanner(space, _inputs_base(space))
         base = planner.plan()
         bn = base.bn
+
+        def make(spec: dict) -> nn.Module:  # DARTS searches with norms that learn no scale/shift
+            affine_ok = "affine" in OPS[spec["op"]].params
+            return ops.make(dict(spec, affine=False) if not affine and affine_ok else spec, bn)
+
         self.stem = nn.ModuleList([ops.make(u.spec, bn) for u in base.stem])
         self.head = nn.ModuleList([ops.make(u.spec, bn) for u in base.head])
         body = []
@@ -96,8 +102,8 @@ class CellSupernet(nn.Module):
         for k, cell in enumerate(base.cells):
             spec = self.cell_specs[cell.kind]
             module = nn.Module()
-            module.pre0 = ops.make(cell.pre0.spec, bn) if cell.pre0 is not None else nn.Identity()
-            module.pre1 = ops.make(cell.pre1.spec, bn) if cell.pre1 is not None else nn.Identity()
+            module.pre0 = make(cell.pre0.spec) if cell.pre0 is not None else nn.Identity()
+            module.pre1 = make(cell.pre1.spec) if cell.pre1 is not None else nn.Identity()
             nodes = []
             for j, node in enumerate(spec["nodes"]):
                 count = sum(1 for key in node if key.startswith("op"))
@@ -112,7 +118,7 @@ class CellSupernet(nn.Module):
                                 picks[slot.source.name] = source
                             unit = planner.unit(f"body.{k}.nodes.{j}.op{t}", picks)
                             if op not in edges.setdefault(source, {}):
-                                edges[source][op] = ops.make(unit.spec, bn)
+                                edges[source][op] = make(unit.spec)
                             if unit.spec["op"] == "zero":
                                 zero.add(op)
                 nodes.append(CellNode(slots, edges, zero))

@@ -21,7 +21,8 @@ class Supernet(nn.Module):
     `mode`: mixture | single_path | softmax (see `nas.supernet.mixed`); `cells`: slots | edges (cell spaces).
     """
 
-    def __init__(self, space: Space, mode: str = "mixture", cells: str = "slots", seed: int | None = 0):
+    def __init__(self, space: Space, mode: str = "mixture", cells: str = "slots", affine: bool = True,
+                 seed: int | None = 0):
         super().__init__()
         if not space.choices():
             raise SpecError(f"space '{space.name}' has no choices: there is nothing to search", space.file,
@@ -32,7 +33,7 @@ class Supernet(nn.Module):
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(seed)
-            self.net = CellSupernet(space, cells) if space.is_cell else BlockSupernet(space)
+            self.net = CellSupernet(space, cells, affine) if space.is_cell else BlockSupernet(space)
             init_weights(self.net)
         options = self.net.arch_options(space) if space.is_cell else {n: c.keys for n, c in space.choices().items()}
         self.arch = ArchParams(options)
@@ -60,7 +61,9 @@ class Supernet(nn.Module):
     def inherited_state(self, assignment: Mapping[str, str]) -> dict[str, torch.Tensor]:
         """The state_dict of `build(space.resolve(assignment))` taken from the supernet's weights: the picked
         candidate's path segment is dropped, everything unpicked is left out."""
-        derived = build(self.space.resolve(assignment)).state_dict()
+        model = build(self.space.resolve(assignment))
+        derived = model.state_dict()
+        norms = {path for path, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)}
         renames = self._renames(assignment)
         out: dict[str, torch.Tensor] = {}
         for key, value in self.net.state_dict().items():
@@ -72,6 +75,9 @@ class Supernet(nn.Module):
                 t = out[name]
                 if t.dim() >= 2 and t.shape[1] == width and derived[name].shape[1] == len(channels):
                     out[name] = t[:, channels]
+        for name in set(derived) - set(out):  # a norm the search ran without scale/shift: the identity affine
+            if name.endswith((".weight", ".bias")) and name.rsplit(".", 1)[0] in norms:
+                out[name] = torch.ones_like(derived[name]) if name.endswith(".weight") else torch.zeros_like(derived[name])
         missing = set(derived) - set(out)
         if missing:  # an internal error: the supernet's layout does not match the builder's
             raise RuntimeError(f"inheritance misses {sorted(missing)[:3]}")
