@@ -173,7 +173,7 @@ class CellSupernet(nn.Module):
 
     def _edge_weights(self, kind: str, j: int, node: CellNode, sample: Sample):
         """(source, op, weight) of every edge that runs in this pass."""
-        if self.parametrization == "edges":
+        if self.parametrization == "edges" and edge_name(kind, j, node.sources[0]) in sample.weights:
             for source in node.sources:
                 w = sample.weights[edge_name(kind, j, source)]
                 if sample.index is not None:

@@ -53,10 +53,8 @@ class Supernet(nn.Module):
 
     # -- fixed architectures inside the supernet ----------------------------------------------------
     def fixed(self, assignment: Mapping[str, str]) -> Sample:
-        """One-hot sample that runs exactly `space.resolve(assignment)` (slots parametrization / blocks)."""
-        if self.parametrization != "slots":
-            raise ValueError("fixed() needs the slots parametrization; derive an assignment first")
-        return self.arch.fixed(assignment)
+        """One-hot sample that runs exactly `space.resolve(assignment)`."""
+        return fixed_sample(self.space, assignment)
 
     def inherited_state(self, assignment: Mapping[str, str]) -> dict[str, torch.Tensor]:
         """The state_dict of `build(space.resolve(assignment))` taken from the supernet's weights: the picked
@@ -102,7 +100,7 @@ class Supernet(nn.Module):
         if not self.space.is_cell:
             return {}
         net: CellSupernet = self.net
-        sample = self.arch.fixed(assignment)
+        sample = fixed_sample(self.space, assignment)
         maps, last = {}, len(net.kinds) - 1
         for k, kind in enumerate(net.kinds):
             spec = net.cell_specs[kind]
@@ -116,6 +114,14 @@ class Supernet(nn.Module):
             for reader in readers:
                 maps[reader] = (nodes * C, channels)
         return maps
+
+
+def fixed_sample(space: Space, assignment: Mapping[str, str]) -> Sample:
+    """One-hot weights over the space's own choices (either cell parametrization runs it as slots)."""
+    index = {n: c.keys.index(assignment[n]) for n, c in space.choices().items()}
+    weights = {n: torch.nn.functional.one_hot(torch.tensor(i), len(space.choices()[n])).float()
+               for n, i in index.items()}
+    return Sample(weights, index)
 
 
 def derived_network(space: Space, assignment: Mapping[str, str]) -> tuple[Arch, nn.Module]:
