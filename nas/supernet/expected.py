@@ -213,3 +213,22 @@ def _node_units(plan, i: int):
     for node in cell.nodes:
         for _, unit in node.inputs:
             yield unit
+
+
+def cost_extremes(expected: ExpectedCost, samples: int = 400, seed: int = 0) -> tuple[float, float, bool]:
+    """(smallest, largest, exact) cost of the space. Exact where every choice enters one term alone (FBNet,
+    ProxylessNAS, per-layer choices): then each term's extreme is independent. Otherwise the extremes of
+    `samples` random architectures plus the per-choice smallest and largest picks (exact = False)."""
+    import random
+
+    space = expected.space
+    if not space.is_cell:
+        deps = [d for d, _ in expected._terms]
+        flat = [d for ds in deps for d in ds]
+        if all(len(ds) <= 1 for ds in deps) and len(flat) == len(set(flat)):
+            low = expected.fixed + sum(float(v.min()) for _, v in expected._terms)
+            high = expected.fixed + sum(float(v.max()) for _, v in expected._terms)
+            return low, high, True
+    rng = random.Random(seed)
+    costs = [expected.exact(space.sample(rng)) for _ in range(samples)]
+    return min(costs), max(costs), False
