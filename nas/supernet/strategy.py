@@ -64,6 +64,9 @@ def config_from_recipe(recipe) -> DnasConfig:
     if options["warmup"] >= options["epochs"]:
         raise SpecError(f"warmup ({options['warmup']}) must be shorter than epochs ({options['epochs']})",
                         recipe.where("strategy", "warmup"), "θ is only searched after the warm-up epochs")
+    if options["loss"] == "fbnet" and options["alpha"] > 0 and options["cells"] == "edges":
+        raise SpecError("the cost-aware loss needs the slots parametrization (θ over the space's choices)",
+                        recipe.where("strategy", "cells"), "use cells: slots, or loss: darts, or alpha: 0")
     known = {f.name for f in fields(DnasConfig)}
     options["theta_betas"] = tuple(options["theta_betas"])
     return DnasConfig(**{k: v for k, v in options.items() if k in known}, seed=recipe.seed,
