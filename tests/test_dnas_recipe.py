@@ -63,6 +63,8 @@ def test_a_tiny_dnas_recipe_runs_end_to_end(tmp_path, capsys):
     assert summary["best"]["flops"] == pytest.approx(history[-1]["derived_cost"])
     low, high = summary["space_flops"]["smallest"], summary["space_flops"]["largest"]
     assert low <= summary["best"]["flops"] <= high
-    assert (run / "best.arch.yaml").is_file() and (run / "best.weights.pt").is_file()
+    assert (run / "best.arch.yaml").read_text() == (run / "best" / "arch.yaml").read_text()
+    assert (run / "best" / "weights.pt").is_file()
+    assert main(["export", str(run), "--format", "yaml,weights", "-o", str(tmp_path / "export"), "--quiet"]) == 0
     assert len(list((run / "samples").glob("*.arch.yaml"))) == 2
     assert 0 <= summary["retrain"]["test_acc"] <= 1 and summary["retrain"]["inherit"] is True

@@ -127,15 +127,13 @@ def search(space: Space, data: Dataset, config: DnasConfig, run=None, resume: bo
     scheduler = torch.optim.lr_scheduler.LambdaLR(w_opt, _schedule(schedule, steps))
     a_opt = torch.optim.Adam(net.arch.parameters(), lr=config.theta_lr, betas=tuple(config.theta_betas),
                              weight_decay=config.theta_weight_decay)
+    stateful = {"weights": net.net, "theta": net.arch, "w_opt": w_opt, "a_opt": a_opt, "scheduler": scheduler}
     history: list[dict] = []
     start = 0
     if resume:
         state = load_search_state(run)
-        net.net.load_state_dict(state["weights"])
-        net.arch.load_state_dict(state["theta"])
-        w_opt.load_state_dict(state["w_opt"])
-        a_opt.load_state_dict(state["a_opt"])
-        scheduler.load_state_dict(state["scheduler"])
+        for key, obj in stateful.items():
+            obj.load_state_dict(state[key])
         history = [json.loads(h) for h in state["history"]]
         start = state["epoch"]
         _restore_rng(state["rng"], w_gen)
@@ -186,10 +184,8 @@ def search(space: Space, data: Dataset, config: DnasConfig, run=None, resume: bo
                             hint="lower strategy.lr or raise strategy.warmup")
         history.append(record)
         if run is not None:
-            run.save_torch(CHECKPOINT, {
-                "weights": net.net.state_dict(), "theta": net.arch.state_dict(), "w_opt": w_opt.state_dict(),
-                "a_opt": a_opt.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
-                "temperature": net.temperature, "history": [json.dumps(h) for h in history],
+            run.save_torch(CHECKPOINT, {key: obj.state_dict() for key, obj in stateful.items()} | {
+                "epoch": epoch + 1, "temperature": net.temperature, "history": [json.dumps(h) for h in history],
                 "rng": _rng_state(w_gen), "theta_generator": a_gen.get_state()})
             run.write_json(HISTORY, history)
         if on_epoch:

@@ -5,7 +5,8 @@
     history.json       per epoch: θ, temperature, expected and derived cost, losses and accuracies
     best.arch.yaml     the argmax architecture (DARTS: top-2 edges per node), with its params and FLOPs
     samples/           K architectures drawn from the learned distribution, each an arch file
-    best.weights.pt    the retrained (or inherited) weights of best.arch.yaml, when `retrain:` is given
+    best/              arch.yaml (= best.arch.yaml) and weights.pt, the retrained weights when `retrain:` is
+                       given (from the supernet's weights with `inherit: true`): what `nas export RUN_DIR` reads
     summary.json       what the summary prints
 """
 from __future__ import annotations
@@ -97,6 +98,7 @@ def run_dnas(recipe, run, *, quiet: bool = False) -> dict:
                "input": [space.doc["input"]["channels"], space.doc["input"]["size"], space.doc["input"]["size"]],
                "classes": space.doc["classes"]}
     summary["best"] = _write_arch(run, "best.arch.yaml", space, best, expected, "argmax of the learned θ")
+    run.write_text("best/arch.yaml", run.file("best.arch.yaml").read_text())  # what `nas export RUN_DIR` reads
     generator = torch.Generator().manual_seed(recipe.seed)
     summary["samples"] = [_write_arch(run, f"samples/sample_{i}.arch.yaml", space, a, expected,
                                       f"sample {i} of the learned distribution")
@@ -143,9 +145,9 @@ def _retrain(recipe, run, space, assignment: dict, net, data, quiet: bool) -> di
     with _progress(quiet, config.epochs, "retraining") as progress:
         result = train(model, data, config, run_dir=run.file("retrain/.keep").parent,
                        on_step=lambda step, steps: progress(None, step, steps))
-    run.save_torch("best.weights.pt", model.state_dict())
+    run.save_torch("best/weights.pt", model.state_dict())
     return {"epochs": config.epochs, "inherit": inherit, "status": result.status, "test_acc": result.test_acc,
-            "test_loss": result.test_loss, "val_acc": result.final.get("val_acc"), "weights": "best.weights.pt"}
+            "test_loss": result.test_loss, "val_acc": result.final.get("val_acc"), "weights": "best/weights.pt"}
 
 
 class _progress:
