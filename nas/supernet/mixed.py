@@ -8,7 +8,7 @@ Every choice of the space has a logit vector θ_c (one entry per option). A forw
 - `single_path`: one option per choice, i = argmax(θ_c + g); w_c = onehot(i) − softmax(·).detach() +
   softmax(·) (straight-through): the forward value is exactly the sampled child, the backward pass still
   reaches every logit of the choice (ProxylessNAS / GDAS).
-- `fixed`: a given assignment as one-hot weights, no gradient to θ (derived networks, evaluation).
+- fixed: a given assignment as one-hot weights, no gradient to θ (`nas.supernet.supernet.fixed_sample`).
 
 A candidate that depends on several choices (a layer whose kernel, expansion and input width are separate
 choices) weighs w(combo) = Π_c w_c[combo_c]: the choices are sampled independently, so this is their joint.
@@ -24,7 +24,7 @@ from torch import nn
 
 from nas.supernet.names import combo_label, escape
 
-MODES = ("mixture", "single_path", "softmax", "fixed")
+MODES = ("mixture", "single_path", "softmax")
 
 
 @dataclass
@@ -77,11 +77,6 @@ class ArchParams(nn.Module):
                 i = int(soft.argmax())
                 weights[name] = F.one_hot(torch.tensor(i), len(soft)).to(soft) - soft.detach() + soft
                 index[name] = i
-        return Sample(weights, index)
-
-    def fixed(self, assignment: Mapping[str, str]) -> Sample:
-        index = {n: self.options[n].index(assignment[n]) for n in self.options}
-        weights = {n: F.one_hot(torch.tensor(i), len(self.options[n])).float() for n, i in index.items()}
         return Sample(weights, index)
 
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from nas.builder import build, init_weights
 from nas.dsl.errors import SpecError
-from nas.dsl.nodes import Arch, Choice, Space
+from nas.dsl.nodes import Choice, Space
 from nas.supernet.blocks import BlockSupernet
 from nas.supernet.cells import CellNode, CellSupernet, unused_weight
 from nas.supernet.mixed import MODES, ArchParams, MixedOp, Sample
@@ -27,7 +27,7 @@ class Supernet(nn.Module):
         if not space.choices():
             raise SpecError(f"space '{space.name}' has no choices: there is nothing to search", space.file,
                             "search a space with choices, or train the architecture with `nas train`")
-        if mode not in MODES[:3]:
+        if mode not in MODES:
             raise SpecError(f"unknown supernet mode '{mode}'", hint="mixture, single_path or softmax")
         self.space, self.mode, self.temperature = space, mode, 1.0
         with torch.random.fork_rng(devices=[]):
@@ -122,8 +122,3 @@ def fixed_sample(space: Space, assignment: Mapping[str, str]) -> Sample:
     weights = {n: torch.nn.functional.one_hot(torch.tensor(i), len(space.choices()[n])).float()
                for n, i in index.items()}
     return Sample(weights, index)
-
-
-def derived_network(space: Space, assignment: Mapping[str, str]) -> tuple[Arch, nn.Module]:
-    arch = space.resolve(assignment)
-    return arch, build(arch)
