@@ -2,7 +2,8 @@
 
 FBNet space (width ×0.25) and DARTS space (its 8-cell CIFAR search network), both at 32×32, batch 32, two
 torch threads. One supernet step = one weight step plus one θ step (forward, backward, optimizer step each),
-so the child's step is two SGD steps of the child network (the same number of passes). For mixture the
+so the child's step is two SGD steps of a child network (the same number of passes), averaged over three
+random children (at θ = 0 single_path samples uniformly, so that is the child it runs on average). For mixture the
 "all candidates" reference is the sum of every unit's standalone forward+backward time (each candidate at its
 own input shape), times two passes. Times are the median of `--steps` steps after warm-up; each
 configuration runs in its own process so that peak RSS (ru_maxrss) is its own; the RSS of a process that only
@@ -49,25 +50,25 @@ def _timed(step, steps: int) -> float:
 def measure(space_name: str, mode: str, steps: int) -> dict:
     from nas.builder import build
     from nas.supernet import Supernet
-    from nas.supernet.derive import argmax_assignment
 
     torch.manual_seed(0)
     space = load_space(space_name)
     x, y = torch.randn(BATCH, 3, SIZE, SIZE), torch.randint(0, 10, (BATCH,))
     if mode == "idle":
         return {"rss_mb": _rss_mb()}
-    if mode == "child":
-        net = Supernet(space, "mixture")
-        model = build(space.resolve(argmax_assignment(net)))
-        del net
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    if mode == "child":  # single_path samples a uniformly random child at θ = 0: average a few of those
+        times = []
+        for seed in range(3):
+            model = build(space.resolve(space.sample(seed)))
+            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
-        def step():
-            for _ in range(2):
-                opt.zero_grad()
-                nn.functional.cross_entropy(model(x), y).backward()
-                opt.step()
-        return {"step_s": _timed(step, steps), "rss_mb": _rss_mb()}
+            def step(model=model, opt=opt):
+                for _ in range(2):
+                    opt.zero_grad()
+                    nn.functional.cross_entropy(model(x), y).backward()
+                    opt.step()
+            times.append(_timed(step, steps))
+        return {"step_s": statistics.mean(times), "rss_mb": _rss_mb()}
     cells = "edges" if space.is_cell and mode == "mixture_edges" else "slots"
     net = Supernet(space, "mixture" if mode.startswith("mixture") else mode, cells=cells)
     net.temperature = 5.0
@@ -130,6 +131,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--spaces", nargs="+", default=["fbnet", "darts"])
+    parser.add_argument("--modes", nargs="+", default=None, help="only these modes (child and idle always run)")
     parser.add_argument("--one", nargs=2, metavar=("SPACE", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
@@ -140,6 +142,8 @@ def main() -> None:
     env = dict(os.environ, PYTHONPATH=os.getcwd())
     for space in args.spaces:
         modes = ["idle", "child", "single_path", "mixture"] + (["mixture_edges"] if space == "darts" else [])
+        if args.modes:
+            modes = ["idle", "child"] + [m for m in modes[2:] if m in args.modes]
         res = {}
         for mode in modes:
             out = subprocess.run([sys.executable, __file__, "--one", space, mode, "--steps", str(args.steps)],
