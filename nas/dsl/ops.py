@@ -101,21 +101,22 @@ def _op(name, doc, shape, strided=True, family="block", flattens=False, keeps_wi
 _op("conv", "k×k convolution + batch norm + activation (`preact: true` puts the activation first, as in NASNet/DARTS)",
     _window_shape, c=Param("int"), k=Param("int", 3), s=_S, p=Param("int0", None), groups=Param("int", 1),
     dilation=Param("int", 1), act=_ACT, bn=Param("bool", True), bias=Param("bool", False),
-    preact=Param("bool", False), width_scaled=True)
+    preact=Param("bool", False), affine=Param("bool", True), width_scaled=True)
 _op("dwconv", "k×k depthwise convolution + batch norm + activation", _window_shape,
     c=_C, k=Param("int", 3), s=_S, p=Param("int0", None), dilation=Param("int", 1), act=_ACT, keeps_width=True)
 _op("fac_conv", "ReLU, 1×k then k×1 convolution, batch norm (NASNet's factorized k×k)", _strided_shape,
-    c=_C, k=Param("int", 7), s=_S, width_scaled=True)
+    c=_C, k=Param("int", 7), s=_S, affine=Param("bool", True), width_scaled=True)
 _op("sep", "separable conv as in NASNet/DARTS: (ReLU, k×k depthwise, 1×1, BN) applied `repeat` times; "
     "`dilation: 2, repeat: 1` is DARTS's dil_conv", _strided_shape,
-    c=_C, k=Param("int", 3), s=_S, dilation=Param("int", 1), repeat=Param("int", 2), width_scaled=True)
+    c=_C, k=Param("int", 3), s=_S, dilation=Param("int", 1), repeat=Param("int", 2), affine=Param("bool", True),
+    width_scaled=True)
 _op("avgpool", "k×k average pool (padding not counted)", _window_shape,
     c=_C, k=Param("int", 3), s=_S, p=Param("int0", None), keeps_width=True)
 _op("maxpool", "k×k max pool (`ceil: true` rounds the output size up, as Caffe-era nets do)", _window_shape,
     c=_C, k=Param("int", 3), s=_S, p=Param("int0", None), ceil=Param("bool", False), keeps_width=True)
 _op("skip", "identity; when stride or width changes: 1×1 conv + BN + ReLU (`reduce: conv`, FBNet) or a "
     "factorized reduction (`reduce: factorized`, NASNet/DARTS)", _strided_shape,
-    c=_C, s=_S, reduce=Param(("conv", "factorized"), "conv"), width_scaled=True)
+    c=_C, s=_S, reduce=Param(("conv", "factorized"), "conv"), affine=Param("bool", True), width_scaled=True)
 _op("zero", "outputs zeros (DARTS's 'none'); strided and widened like its inputs require", _strided_shape,
     c=_C, s=_S, width_scaled=True)
 _op("ir", "inverted residual / MBConv / FBNet block: 1×1 expand (group conv + shuffle when groups > 1), "

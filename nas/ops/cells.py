@@ -15,7 +15,8 @@ class SepConv(nn.Module):
     """
 
     def __init__(self, c_in: int, c: int, k: int = 3, s: int = 1, dilation: int = 1,
-                 repeat: int = 2, bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+                 repeat: int = 2, bn_eps: float = 1e-5, bn_momentum: float = 0.1,
+                 affine: bool = True):
         super().__init__()
         layers = []
         for i in range(repeat):
@@ -25,7 +26,7 @@ class SepConv(nn.Module):
             depthwise = nn.Conv2d(c_in, c_in, k, stride, pad, dilation=dilation, groups=c_in,
                                   bias=False)
             layers += [nn.ReLU(), depthwise, nn.Conv2d(c_in, out, 1, bias=False),
-                       nn.BatchNorm2d(out, eps=bn_eps, momentum=bn_momentum)]
+                       nn.BatchNorm2d(out, eps=bn_eps, momentum=bn_momentum, affine=affine)]
         self.ops = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -61,12 +62,13 @@ class FactorizedReduce(nn.Module):
     """Halve the resolution without losing pixels: two stride-2 1×1 convs, one shifted by a pixel,
     concatenated."""
 
-    def __init__(self, c_in: int, c: int, bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+    def __init__(self, c_in: int, c: int, bn_eps: float = 1e-5, bn_momentum: float = 0.1,
+                 affine: bool = True):
         super().__init__()
         self.act = nn.ReLU()
         self.conv_a = nn.Conv2d(c_in, c // 2, 1, 2, bias=False)
         self.conv_b = nn.Conv2d(c_in, c - c // 2, 1, 2, bias=False)
-        self.bn = nn.BatchNorm2d(c, eps=bn_eps, momentum=bn_momentum)
+        self.bn = nn.BatchNorm2d(c, eps=bn_eps, momentum=bn_momentum, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act(x)
@@ -80,9 +82,9 @@ class Skip(nn.Module):
     reduce)."""
 
     def __init__(self, c_in: int, c: int, s: int = 1, reduce: str = "conv",
-                 bn_eps: float = 1e-5, bn_momentum: float = 0.1):
+                 bn_eps: float = 1e-5, bn_momentum: float = 0.1, affine: bool = True):
         super().__init__()
-        bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
+        bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum, affine=affine)
         if s == 1 and c_in == c:
             self.path = nn.Identity()
         elif reduce == "factorized" and s == 2:

@@ -43,19 +43,21 @@ def same_padding(k: int, dilation: int = 1) -> int:
 
 class ConvBNAct(nn.Module):
     """k×k conv, batch norm, activation; `preact` puts the activation first (NASNet/DARTS
-    ReLU-Conv-BN)."""
+    ReLU-Conv-BN). `affine: false` drops the norm's learned scale and shift (DARTS's search
+    network)."""
 
     def __init__(self, c_in: int, c: int, k: int = 3, s: int = 1, p: int | None = None,
                  groups: int = 1, dilation: int = 1, act: str = "relu", bn: bool = True,
                  bias: bool = False, preact: bool = False, bn_eps: float = 1e-5,
-                 bn_momentum: float = 0.1):
+                 bn_momentum: float = 0.1, affine: bool = True):
         super().__init__()
         padding = same_padding(k, dilation) if p is None else p
         self.preact = preact
         self.act = make_act(act)
         self.conv = nn.Conv2d(c_in, c, k, s, padding, dilation=dilation, groups=groups,
                               bias=bias or not bn)
-        self.bn = nn.BatchNorm2d(c, eps=bn_eps, momentum=bn_momentum) if bn else nn.Identity()
+        self.bn = (nn.BatchNorm2d(c, eps=bn_eps, momentum=bn_momentum, affine=affine) if bn
+                   else nn.Identity())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.preact:

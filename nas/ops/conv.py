@@ -25,12 +25,12 @@ class FactorizedConv(nn.Module):
     """`fac_conv`: ReLU, 1×k conv, k×1 conv, BN — NASNet's cheaper k×k."""
 
     def __init__(self, c_in: int, c: int, k: int = 7, s: int = 1, bn_eps: float = 1e-5,
-                 bn_momentum: float = 0.1):
+                 bn_momentum: float = 0.1, affine: bool = True):
         super().__init__()
         self.act = nn.ReLU()
         self.conv_1xk = nn.Conv2d(c_in, c_in, (1, k), (1, s), (0, k // 2), bias=False)
         self.conv_kx1 = nn.Conv2d(c_in, c, (k, 1), (s, 1), (k // 2, 0), bias=False)
-        self.bn = nn.BatchNorm2d(c, eps=bn_eps, momentum=bn_momentum)
+        self.bn = nn.BatchNorm2d(c, eps=bn_eps, momentum=bn_momentum, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.conv_kx1(self.conv_1xk(self.act(x))))

@@ -1,0 +1,243 @@
+"""The bi-level DNAS / DARTS loop: weights on one part of the training split, θ on the other, alternating.
+
+Each step is one weight step (SGD on a batch of the weights part, CE of a sampled architecture) followed,
+after the warm-up epochs, by one θ step (Adam on a batch of the θ part). The θ loss is
+
+    fbnet:  CE · α · (log E[cost])^β      (FBNet; α = 0 turns the cost factor off: plain CE)
+    darts:  CE                            (DARTS, first order)
+
+with E[cost] the expected cost of the current distribution (`nas.supernet.expected`; FLOPs, params, or
+latency in microseconds, so the logarithm stays positive). The Gumbel-softmax temperature starts at
+`temperature` and is multiplied by `temperature_decay` every epoch. FBNet alternates whole epochs; stepping
+both every batch (as DARTS does) keeps the θ part fresh with the same number of updates of each.
+
+Every epoch is checkpointed through the run folder (weights, θ, both optimizers, the schedule, temperature,
+history, every RNG), so a killed search resumes after its last finished epoch with the same θ it would
+have had. Per-epoch θ, expected and derived cost and accuracies go to `history.json`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from nas.data import Dataset, Split, batches
+from nas.dsl.errors import SpecError
+from nas.dsl.nodes import Space
+from nas.supernet.derive import argmax_assignment
+from nas.supernet.expected import ExpectedCost
+from nas.supernet.mixed import Sample
+from nas.supernet.supernet import Supernet, fixed_sample
+from nas.train import TrainConfig, _optimizer, _restore_rng, _rng_state, _schedule, pick_device, seed_everything
+
+CHECKPOINT = "supernet.pt"
+HISTORY = "history.json"
+
+
+@dataclass
+class DnasConfig:
+    mode: str = "mixture"  # mixture | single_path | softmax
+    cells: str = "slots"  # slots | edges (cell spaces)
+    loss: str = "fbnet"  # fbnet | darts
+    alpha: float = 0.2
+    beta: float = 0.6
+    cost: str = "flops"  # flops | params | latency
+    epochs: int = 10
+    warmup: int = 2
+    batch_size: int = 64
+    split: float = 0.8  # the weights' share of the training split
+    temperature: float = 5.0
+    temperature_decay: float = 0.956
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    theta_lr: float = 0.01
+    theta_weight_decay: float = 5e-4
+    theta_betas: tuple = (0.9, 0.999)
+    grad_clip: float | None = 5.0
+    affine: bool = True
+    samples: int = 5
+    seed: int = 0
+    device: str = "auto"
+
+    @property
+    def uses_cost(self) -> bool:
+        return self.loss == "fbnet" and self.alpha > 0
+
+
+@dataclass
+class SearchResult:
+    supernet: Supernet
+    history: list[dict] = field(default_factory=list)
+    expected: ExpectedCost | None = None
+
+
+def make_supernet(space: Space, config: DnasConfig) -> tuple[Supernet, ExpectedCost | None]:
+    """The supernet and its cost model (None where the expected cost is not available and not needed)."""
+    net = Supernet(space, config.mode, config.cells, config.affine, seed=config.seed)
+    if config.uses_cost and net.parametrization != "slots":
+        raise SpecError("the cost-aware loss needs the slots parametrization (θ over the space's choices)",
+                        hint="use cells: slots, or loss: darts")
+    try:
+        return net, ExpectedCost(space, config.cost)
+    except SpecError:
+        if config.uses_cost:
+            raise
+        return net, None
+
+
+def split_train(data: Dataset, share: float, seed: int) -> tuple[Split, Split]:
+    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))
+    cut = max(1, min(len(order) - 1, int(round(share * len(order)))))
+    x, y = data.train.x, data.train.y
+    return Split(x[order[:cut]], y[order[:cut]]), Split(x[order[cut:]], y[order[cut:]])
+
+
+def cost_scale(metric: str) -> float:
+    return 1000.0 if metric == "latency" else 1.0  # latency tables are in ms; the loss uses µs
+
+
+def theta_loss(ce: torch.Tensor, cost: torch.Tensor | None, config: DnasConfig) -> torch.Tensor:
+    """CE · α · (log cost)^β (FBNet), or CE (DARTS, or α = 0)."""
+    if cost is None or not config.uses_cost:
+        return ce
+    return ce * config.alpha * torch.log(cost * cost_scale(config.cost)).pow(config.beta)
+
+
+def search(space: Space, data: Dataset, config: DnasConfig, run=None, resume: bool = False,
+           on_step: Callable[[int, int, int], None] | None = None,
+           on_epoch: Callable[[dict], None] | None = None) -> SearchResult:
+    """Run the bi-level search; with `run` (a `nas.runs.RunDir`), checkpoint each epoch and allow `resume`."""
+    device = pick_device(config.device)
+    seed_everything(config.seed)
+    w_gen = torch.Generator().manual_seed(config.seed)
+    a_gen = torch.Generator().manual_seed(config.seed + 1)
+    net, expected = make_supernet(space, config)
+    net.to(device)
+    w_part, a_part = split_train(data, config.split, config.seed)
+    steps = math.ceil(len(w_part) / config.batch_size)
+    schedule = TrainConfig(epochs=config.epochs, lr=config.lr, momentum=config.momentum,
+                           weight_decay=config.weight_decay, warmup_epochs=0.0)
+    w_opt = _optimizer(net.net, schedule)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(w_opt, _schedule(schedule, steps))
+    a_opt = torch.optim.Adam(net.arch.parameters(), lr=config.theta_lr, betas=tuple(config.theta_betas),
+                             weight_decay=config.theta_weight_decay)
+    stateful = {"weights": net.net, "theta": net.arch, "w_opt": w_opt, "a_opt": a_opt, "scheduler": scheduler}
+    history: list[dict] = []
+    start = 0
+    if resume:
+        state = load_search_state(run)
+        for key, obj in stateful.items():
+            obj.load_state_dict(state[key])
+        history = [json.loads(h) for h in state["history"]]
+        start = state["epoch"]
+        _restore_rng(state["rng"], w_gen)
+        a_gen.set_state(state["theta_generator"])
+    ce = nn.CrossEntropyLoss()
+    for epoch in range(start, config.epochs):
+        net.temperature = config.temperature * config.temperature_decay ** epoch
+        searching = epoch >= config.warmup
+        net.train()
+        began = time.perf_counter()
+        sums = {"train_loss": 0.0, "train_correct": 0, "theta_loss": 0.0, "theta_correct": 0, "seen": 0, "a_seen": 0}
+        a_batches = iter(())
+        for step, (x, y) in enumerate(batches(w_part, config.batch_size, shuffle=True, generator=w_gen)):
+            x, y = x.to(device), y.to(device)
+            logits = net(x)
+            loss = ce(logits, y)
+            w_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip:
+                nn.utils.clip_grad_norm_(net.weights(), config.grad_clip)
+            w_opt.step()
+            scheduler.step()
+            sums["train_loss"] += loss.item() * len(y)
+            sums["train_correct"] += int((logits.argmax(1) == y).sum())
+            sums["seen"] += len(y)
+            if searching:
+                try:
+                    xa, ya = next(a_batches)
+                except StopIteration:
+                    a_batches = iter(batches(a_part, config.batch_size, shuffle=True, generator=a_gen))
+                    xa, ya = next(a_batches)
+                xa, ya = xa.to(device), ya.to(device)
+                logits_a = net(xa)
+                ce_a = ce(logits_a, ya)
+                cost = expected(net.arch.probs()) if config.uses_cost else None
+                loss_a = theta_loss(ce_a, cost, config)
+                a_opt.zero_grad(set_to_none=True)
+                loss_a.backward()
+                a_opt.step()
+                sums["theta_loss"] += loss_a.item() * len(ya)
+                sums["theta_correct"] += int((logits_a.argmax(1) == ya).sum())
+                sums["a_seen"] += len(ya)
+            if on_step:
+                on_step(epoch, step + 1, steps)
+        record = _epoch_record(net, expected, data, config, epoch, searching, sums, time.perf_counter() - began)
+        if not math.isfinite(record["train_loss"]):
+            raise SpecError(f"the search diverged at epoch {epoch + 1} (loss {record['train_loss']})",
+                            hint="lower strategy.lr or raise strategy.warmup")
+        history.append(record)
+        if run is not None:
+            run.save_torch(CHECKPOINT, {key: obj.state_dict() for key, obj in stateful.items()} | {
+                "epoch": epoch + 1, "temperature": net.temperature, "history": [json.dumps(h) for h in history],
+                "rng": _rng_state(w_gen), "theta_generator": a_gen.get_state()})
+            run.write_json(HISTORY, history)
+        if on_epoch:
+            on_epoch(record)
+    return SearchResult(net, history, expected)
+
+
+def load_search_state(run) -> dict:
+    if run is None:
+        raise SpecError("resuming needs a run folder")
+    path = run.path / CHECKPOINT
+    if not path.is_file():
+        raise SpecError("no supernet checkpoint to resume from", str(path), "start the search without --resume")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@torch.no_grad()
+def accuracy(net: Supernet, split: Split, sample: Sample, batch_size: int = 256) -> float:
+    """Accuracy of one architecture inside the supernet, its norms on batch statistics: the running
+    statistics were gathered under mixed or other sampled paths and do not describe this one."""
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.track_running_stats = False  # batch statistics, and leave the running ones untouched
+    was_training = net.training
+    net.train()
+    correct = 0
+    device = next(net.parameters()).device
+    try:
+        for x, y in batches(split, batch_size):
+            correct += int((net(x.to(device), sample).argmax(1) == y.to(device)).sum())
+    finally:
+        for m in norms:
+            m.track_running_stats = True
+        net.train(was_training)
+    return correct / max(1, len(split))
+
+
+def _epoch_record(net: Supernet, expected: ExpectedCost | None, data: Dataset, config: DnasConfig, epoch: int,
+                  searching: bool, sums: dict, seconds: float) -> dict:
+    assignment = argmax_assignment(net)
+    record = {
+        "epoch": epoch + 1, "phase": "search" if searching else "warmup", "temperature": net.temperature,
+        "train_loss": sums["train_loss"] / max(1, sums["seen"]), "train_acc": sums["train_correct"] / max(1, sums["seen"]),
+        "theta_loss": sums["theta_loss"] / sums["a_seen"] if sums["a_seen"] else None,
+        "theta_acc": sums["theta_correct"] / sums["a_seen"] if sums["a_seen"] else None,
+        "val_acc": accuracy(net, data.val, fixed_sample(net.space, assignment)),
+        "expected_cost": float(expected(net.arch.probs()).detach()) if expected is not None and net.parametrization == "slots"
+        else None,
+        "cost_metric": config.cost,
+        "derived_cost": expected.exact(assignment) if expected is not None else None,
+        "derived": assignment, "theta": net.arch.as_json(), "seconds": seconds,
+    }
+    return record
+
+
