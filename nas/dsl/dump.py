@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from nas.dsl.nodes import Choice
+from nas.dsl.document import Choice, option_key
 
 _ORDER = ("name", "description", "derived_from", "input", "classes", "bn", "scaling", "reference", "choices",
           "blocks", "stem", "stages", "cells", "body", "head", "preprocess")
@@ -32,8 +32,6 @@ def to_data(node: Any) -> Any:
 
 
 def _key(value: Any) -> str:
-    from nas.dsl.nodes import option_key
-
     return option_key(value)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from nas.dsl.errors import SpecError
+
 ACTIVATIONS = ("relu", "relu6", "swish", "hardswish", "gelu", "sigmoid", "hsigmoid", "none")
 GATES = ("sigmoid", "hsigmoid")
 
@@ -208,8 +210,6 @@ _op("xception", "Xception block: reps × (ReLU, separable 3×3, BN), stride-2 ma
 def _keep_shape(spec: dict, shape):
     """An op that changes neither width nor size (a bare activation)."""
     if spec["c"] != shape[0]:
-        from nas.dsl.errors import SpecError
-
         raise SpecError(f"{spec['op']} keeps the width: it gets {shape[0]} channels but is asked for {spec['c']}",
                         None, "drop 'c'")
     return tuple(shape)

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from nas.dsl.errors import SpecError, did_you_mean
-from nas.dsl.nodes import Arch, Choice, Space, walk_choices
+from nas.dsl.document import Choice, walk_choices
+from nas.dsl.walk import complete
+
+if TYPE_CHECKING:  # Space sits above this module and delegates to it
+    from nas.dsl.nodes import Space
 
 
 def _plain(value: Any) -> Any:
@@ -58,8 +62,6 @@ def substitute(doc: dict, keys: Mapping[str, str], choices: Mapping[str, Choice]
 def check_assignment(space: Space, assignment: Mapping[str, Any]) -> dict[str, str]:
     """Option keys for every choice. Choices that the assignment makes inactive (layers beyond a depth pick)
     may be left out: they get their first option, which changes nothing in the architecture."""
-    from nas.dsl.walk import complete
-
     choices = space.choices()
     assignment = complete(space, assignment)
     keys = {}
@@ -74,7 +76,8 @@ def check_assignment(space: Space, assignment: Mapping[str, Any]) -> dict[str, s
     return keys
 
 
-def resolve(space: Space, assignment: Mapping[str, Any]) -> Arch:
+def resolve_doc(space: Space, assignment: Mapping[str, Any]) -> dict:
+    """The normalized document of the architecture that `assignment` picks (Space.resolve wraps it in an Arch)."""
     keys = check_assignment(space, assignment)
     doc = substitute(space.doc, keys, space.choices())
     # Drop option sets and blocks that the architecture no longer uses.
@@ -83,7 +86,7 @@ def resolve(space: Space, assignment: Mapping[str, Any]) -> Arch:
     rank = {k: i for i, k in reversed(list(enumerate(order)))}
     doc["blocks"] = dict(sorted(((k, v) for k, v in doc["blocks"].items() if k in used),
                                 key=lambda kv: rank.get(kv[0], len(rank))))
-    return Arch(doc, space.file)
+    return doc
 
 
 def _used_block_keys(doc: dict) -> set:

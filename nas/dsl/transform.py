@@ -8,12 +8,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from nas.dsl.errors import Location, SpecError
 from nas.dsl.meta import check_preprocess
-from nas.dsl.nodes import Choice, Space, option_key
+from nas.dsl.document import Choice, option_key
 from nas.dsl.ops import OPS
+
+if TYPE_CHECKING:  # Space sits above this module and delegates to it
+    from nas.dsl.nodes import Space
 
 
 

@@ -7,9 +7,13 @@ sampler (Optuna) asks only for what `walk` asks, and never learns from a dead pa
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
-from nas.dsl.nodes import Choice, Space, walk_choices
+from nas.dsl.document import Choice, walk_choices
+from nas.dsl.errors import SpecError
+
+if TYPE_CHECKING:  # Space sits above this module and delegates to it
+    from nas.dsl.nodes import Space
 
 Decide = Callable[[str, Choice], str]
 
@@ -95,7 +99,5 @@ def enumerate_all(space: Space) -> Iterator[dict[str, str]]:
 
 
 def _missing(name: str) -> str:
-    from nas.dsl.errors import SpecError
-
     raise SpecError(f"the assignment leaves the active choice '{name}' open",
                     hint="give every choice a walk asks for, or use space.sample(seed)")
