@@ -125,3 +125,24 @@ def test_default_padding_is_the_planned_one_for_even_and_odd_kernels(op, k):
     with torch.no_grad():
         out = ops.make(unit.spec).eval()(torch.randn(1, 4, 8, 8))
     assert tuple(out.shape[1:]) == unit.out_shape
+
+
+def test_one_width_rounding_rule_for_dsl_ops_and_export():
+    """The DSL's width transform, the squeeze-excite width and the exported model.py round with one rule,
+    divisors ≤ 1 included (they truncate, never below 1)."""
+    from nas.dsl import transform
+    from nas.dsl.rounding import round_channels
+    from nas.export.source import _library
+    from nas.ops.mobile import SqueezeExcite
+
+    assert transform.round_channels is round_channels
+    exported: dict = {}
+    exec(_library()[2]["round_channels"], exported)  # the definition model.py carries
+    for divisor in range(-1, 17):
+        for value in [0.2, 0.5, 0.99, 1.5, 4.5, 7.49, 17.9, 18.45, 35.2, 1408.0] + [c * 0.37 for c in range(1, 400, 9)]:
+            assert exported["round_channels"](value, divisor) == round_channels(value, divisor), (value, divisor)
+        for c_in in range(1, 120, 13):
+            for ratio in (0.0625, 0.25, 1 / 3, 0.5):
+                se = SqueezeExcite(c_in, ratio=ratio, divisor=divisor)
+                assert se.reduce.out_channels == round_channels(c_in * ratio, divisor), (c_in, ratio, divisor)
+    assert round_channels(4.9, 1) == 4 and round_channels(0.3, 0) == 1 and round_channels(11, 8) == 16

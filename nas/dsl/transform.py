@@ -7,32 +7,17 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 from typing import TYPE_CHECKING, Any, Callable
 
+from nas.dsl.document import Choice, option_key
 from nas.dsl.errors import Location, SpecError
 from nas.dsl.meta import check_preprocess
-from nas.dsl.document import Choice, option_key
 from nas.dsl.ops import OPS
+from nas.dsl.rounding import round_channels, round_repeats
 
 if TYPE_CHECKING:  # Space sits above this module and delegates to it
     from nas.dsl.nodes import Space
 
-
-
-def round_channels(channels: float, divisor: int = 8) -> int:
-    """EfficientNet's rounding: nearest multiple of `divisor` (never below it), bumped up if 10% was lost."""
-    if divisor <= 1:
-        return max(1, int(round(channels)))
-    rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * channels:
-        rounded += divisor
-    return int(rounded)
-
-
-def round_repeats(repeats: int, multiplier: float) -> int:
-    """EfficientNet's depth rule: repeats are rounded up."""
-    return int(math.ceil(multiplier * repeats - 1e-9))
 
 
 def _copy(space: Space) -> dict:

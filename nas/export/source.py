@@ -57,10 +57,12 @@ def _library() -> tuple[tuple[str, ...], dict[str, ast.AST], dict[str, str]]:
     import pkgutil
 
     import nas.builder
+    import nas.dsl.rounding
     import nas.ops
     import nas.ops.common
 
-    modules = [nas.ops.common] + [importlib.import_module(f"nas.ops.{m.name}")
+    # nas.dsl.rounding first: the ops call its rounding rule, which is defined once, on the DSL's side.
+    modules = [nas.dsl.rounding, nas.ops.common] + [importlib.import_module(f"nas.ops.{m.name}")
                                   for m in sorted(pkgutil.iter_modules(nas.ops.__path__), key=lambda m: m.name)
                                   if m.name != "common"] + [nas.builder]
     order, defs, texts = [], {}, {}

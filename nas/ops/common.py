@@ -19,14 +19,6 @@ def make_act(name: str | None) -> nn.Module:
     return table[name]()
 
 
-def make_divisible(value: float, divisor: int) -> int:
-    """Round to a multiple of `divisor`, never losing more than 10% (MobileNet's rounding rule)."""
-    if divisor <= 1:
-        return max(1, int(value))
-    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * value else rounded
-
-
 def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
     """Stochastic depth: drop the whole residual branch for a random subset of samples."""
     if rate <= 0.0 or not training:

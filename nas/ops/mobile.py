@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas.ops.common import ConvBNAct, drop_path, make_act, make_divisible
+from nas.dsl.rounding import round_channels
+from nas.ops.common import ConvBNAct, drop_path, make_act
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -19,7 +20,7 @@ class SqueezeExcite(nn.Module):
                  act: str = "relu", divisor: int = 1, base: int | None = None,
                  bn_eps: float = 1e-5, bn_momentum: float = 0.1):
         super().__init__()
-        squeezed = make_divisible((base or c_in) * ratio, divisor)
+        squeezed = round_channels((base or c_in) * ratio, divisor)
         self.reduce = nn.Conv2d(c_in, squeezed, 1)
         self.act = make_act(act)
         self.expand = nn.Conv2d(squeezed, c_in, 1)
