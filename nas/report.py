@@ -15,8 +15,7 @@ def console(stderr: bool = False) -> Console:
     return Console(file=stream, width=None if stream.isatty() else 160)
 
 from nas.dsl.nodes import Choice, Space
-
-_SHOWN_PARAMS = ("k", "e", "s", "groups", "se", "act", "dilation", "repeat", "reduce")
+from nas.dsl.ops import shown_params
 
 
 def human(n: float) -> str:
@@ -73,9 +72,7 @@ def unit_table(cost) -> Table:
                          ("params", "right"), ("FLOPs", "right")):
         table.add_column(col, justify=justify, no_wrap=col in ("module", "out"))
     for unit, c in cost.units:
-        settings = " ".join(f"{k}={unit.spec[k]}" for k in _SHOWN_PARAMS
-                            if k in unit.spec and unit.spec[k] not in (None, 0, 0.0, 1, "none", False)
-                            or k in ("k", "s", "e") and k in unit.spec)
+        settings = " ".join(f"{k}={v}" for k, v in shown_params(unit.spec))
         out = "×".join(map(str, unit.out_shape))
         table.add_row(unit.path, unit.op, settings, out, f"{c.params:,}", human(c.flops))
     table.add_section()

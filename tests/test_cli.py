@@ -55,3 +55,12 @@ def test_every_subcommand_has_help(command, capsys):
         main([command, "--help"])
     assert stop.value.code == 0
     assert "FILE" in capsys.readouterr().out
+
+
+def test_the_params_nas_show_prints_are_op_params():
+    """`nas show`'s per-layer settings come from the op schema: every name it lists is some op's parameter."""
+    from nas.dsl.ops import OPS, SHOWN_PARAMS, shown_params
+
+    assert all(any(name in op.params for op in OPS.values()) for name in SHOWN_PARAMS)
+    assert shown_params({"op": "ir", "k": 3, "e": 1, "s": 1, "se": 0, "act": "relu6", "groups": 1}) == [
+        ("k", 3), ("e", 1), ("s", 1), ("act", "relu6")]

@@ -20,6 +20,18 @@ GATES = ("sigmoid", "hsigmoid")
 WIDTH_RULES = ("scale", "grow", "fixed")
 LAYER_KEYS = {"width": WIDTH_RULES}
 
+# Which parameters `nas show` prints beside each layer, in this order: those marked True whenever the op has
+# them (they set its shape), the others only when set to something other than "off" (see `shown_params`).
+SHOWN_PARAMS = {"k": True, "e": True, "s": True, "groups": False, "se": False, "act": False, "dilation": False,
+                "repeat": False, "reduce": False}
+_OFF = (None, 0, 0.0, 1, "none", False)
+
+
+def shown_params(spec: dict) -> list[tuple[str, Any]]:
+    """The (name, value) pairs of a complete op spec that a one-line summary of the layer shows."""
+    return [(k, spec[k]) for k, always in SHOWN_PARAMS.items() if k in spec and (always or spec[k] not in _OFF)]
+
+
 # A parameter kind is "int" (≥ 1), "int0" (≥ 0), "float", "frac" (0 ≤ x < 1), "bool", or a tuple of allowed
 # strings. REQUIRED marks a parameter without default; SAME marks one that defaults to the input's value.
 REQUIRED = object()
