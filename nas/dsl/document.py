@@ -210,7 +210,27 @@ class _Normalizer:
         return out
 
     def row(self, row: Any, i: int, where: Location) -> dict:
+        """One stage row: explicit `layers`, a compact row (its choices shared by the stage), or a row whose
+        per-layer choices are expanded into `layers`."""
         name = f"stages.{i}"
+        shared = self.check_row(row, i, where)
+        out = PosDict()
+        out.where, out.key_where, out.value_where = where, dict(row.key_where), dict(row.value_where)
+        params = {k: v for k, v in row.items() if k not in ROW_KEYS}
+        out["c"] = self.value(row["c"], f"{name}.c", row.loc("c"))
+        out["s"] = row["s"]
+        if "layers" in row:
+            return self.explicit_row(row, name, params, out)
+        out["n"], max_n = self.depth(row, name)
+        block = row.get("block")
+        per_layer = not shared and (
+            _is_marker(block) or any(_is_marker(v) for v in params.values()))
+        if not per_layer:
+            return self.compact_row(row, name, params, out)
+        return self.expanded_row(row, name, params, out, max_n, where)
+
+    def check_row(self, row: Any, i: int, where: Location) -> bool:
+        """The row's shape: a mapping with one of op/block/layers, `c` and a fixed `s`; returns `shared`."""
         if not isinstance(row, dict):
             raise SpecError(f"stage {i} must be a mapping", where, "e.g. {op: ir, k: 3, e: 6, c: 24, n: 2, s: 2}")
         kinds = [k for k in ("op", "block", "layers") if k in row]
@@ -225,48 +245,58 @@ class _Normalizer:
         shared = row.get("shared", False)
         if not isinstance(shared, bool):
             raise SpecError("'shared' must be true or false", row.loc("shared"))
-        out = PosDict()
-        out.where, out.key_where, out.value_where = where, dict(row.key_where), dict(row.value_where)
-        params = {k: v for k, v in row.items() if k not in ROW_KEYS}
-        out["c"] = self.value(row["c"], f"{name}.c", row.loc("c"))
-        out["s"] = row["s"]
-        if "layers" in row:
-            layers = row["layers"]
-            if not isinstance(layers, list) or not layers:
-                raise SpecError("'layers' must be a non-empty list", row.loc("layers"))
-            if "n" in row:  # only a depth choice may stand beside explicit layers: it keeps the first n
-                n = self.value(row["n"], f"{name}.n", row.loc("n"))
-                if not isinstance(n, Choice) or any(
-                        not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= len(layers)
-                        for v in n.values.values()):
-                    raise SpecError("beside 'layers', 'n' must be a depth choice between 1 and len(layers)",
-                                    row.loc("n"), "a fixed depth is the length of 'layers'")
-                out["n"] = n
-            for key, value in params.items():
-                out[key] = self.value(value, f"{name}.{key}", row.loc(key))
-            out["layers"] = [self.layer(item, f"{name}.layers.{j}", layers.loc(j)) for j, item in enumerate(layers)]
-            return out
+        return shared
+
+    def row_params(self, row: PosDict, name: str, params: dict, out: PosDict) -> None:
+        """The row's op parameters, normalized into `out` (shared by every layer of the row)."""
+        for key, value in params.items():
+            out[key] = self.value(value, f"{name}.{key}", row.loc(key))
+
+    def explicit_row(self, row: PosDict, name: str, params: dict, out: PosDict) -> dict:
+        """`layers: [...]` given in full; only a depth choice may stand beside them (it keeps the first n)."""
+        layers = row["layers"]
+        if not isinstance(layers, list) or not layers:
+            raise SpecError("'layers' must be a non-empty list", row.loc("layers"))
+        if "n" in row:
+            n = self.value(row["n"], f"{name}.n", row.loc("n"))
+            if not isinstance(n, Choice) or any(
+                    not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= len(layers)
+                    for v in n.values.values()):
+                raise SpecError("beside 'layers', 'n' must be a depth choice between 1 and len(layers)",
+                                row.loc("n"), "a fixed depth is the length of 'layers'")
+            out["n"] = n
+        self.row_params(row, name, params, out)
+        out["layers"] = [self.layer(item, f"{name}.layers.{j}", layers.loc(j)) for j, item in enumerate(layers)]
+        return out
+
+    def depth(self, row: PosDict, name: str) -> tuple[Any, int]:
+        """The row's `n` (an int, default 1, or a depth Choice) and its largest value, both checked."""
         n = row.get("n", 1)
-        out["n"] = self.value(n, f"{name}.n", row.loc("n")) if "n" in row else 1
-        max_n = max(out["n"].values.values()) if isinstance(out["n"], Choice) else n
+        value = self.value(n, f"{name}.n", row.loc("n")) if "n" in row else 1
+        max_n = max(value.values.values()) if isinstance(value, Choice) else n
         if not isinstance(max_n, int) or isinstance(max_n, bool) or max_n < 1:
             raise SpecError(f"'n' must be a positive integer, got {n!r}", row.loc("n"))
         check_at_most(max_n, MAX_LAYERS_PER_ROW, "'n' (layers in the row)", row.loc("n"))
-        if isinstance(out["n"], Choice):
-            bad = [v for v in out["n"].values.values() if not isinstance(v, int) or isinstance(v, bool) or v < 1]
+        if isinstance(value, Choice):
+            bad = [v for v in value.values.values() if not isinstance(v, int) or isinstance(v, bool) or v < 1]
             if bad:
                 raise SpecError(f"depth options must be positive integers, got {bad[0]!r}", row.loc("n"))
+        return value, max_n
+
+    def compact_row(self, row: PosDict, name: str, params: dict, out: PosDict) -> dict:
+        """A row whose choices (if any) are shared by the whole stage: kept as one op or block."""
         block = row.get("block")
-        per_layer = not shared and (
-            _is_marker(block) or any(_is_marker(v) for v in params.values()))
-        if not per_layer:  # a compact row: choices (if any) are shared by the whole stage
-            if block is not None:
-                out["block"] = self.block_ref(block, f"{name}.block", row.loc("block"))
-            else:
-                out["op"] = row["op"]
-            for key, value in params.items():
-                out[key] = self.value(value, f"{name}.{key}", row.loc(key))
-            return out
+        if block is not None:
+            out["block"] = self.block_ref(block, f"{name}.block", row.loc("block"))
+        else:
+            out["op"] = row["op"]
+        self.row_params(row, name, params, out)
+        return out
+
+    def expanded_row(self, row: PosDict, name: str, params: dict, out: PosDict, max_n: int,
+                     where: Location) -> dict:
+        """A row with per-layer choices: `max_n` layers, each with its own Choices."""
+        block = row.get("block")
         layer_template = {"op": row["op"]} if "op" in row else None
         layers = []
         for j in range(max_n):
@@ -278,8 +308,7 @@ class _Normalizer:
             else:
                 layers.append(self.block_ref(block, lname, row.loc("block")))
         if layer_template is None:
-            for key, value in params.items():
-                out[key] = self.value(value, f"{name}.{key}", row.loc(key))
+            self.row_params(row, name, params, out)
         if not isinstance(out["n"], Choice):
             del out["n"]  # a fixed depth is the length of the expanded layers
         out["layers"] = layers
