@@ -5,10 +5,8 @@ import json
 
 import pytest
 
-pytest.importorskip("nas.recipe", reason="the recipe format lands with the search branch")
-
-from nas.cli import main  # noqa: E402
-from test_dnas import TINY_FBNET  # noqa: E402
+from nas.cli import main
+from test_dnas import TINY_FBNET
 
 BASE = """
 name: tiny
