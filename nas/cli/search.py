@@ -35,10 +35,13 @@ def _search(args) -> int:
     with run:
         if recipe.strategy.name == "dnas":
             from nas.supernet import run_dnas
+            from nas.supernet.strategy import format_summary
 
             if not args.resume:
                 run.write_text("recipe.yaml", recipe.to_yaml())
-            run_dnas(recipe, run, quiet=args.quiet)
+            summary = run_dnas(recipe, run, quiet=args.quiet)
+            if not args.quiet:
+                print(format_summary(summary, run.path))
             return 0
         from nas.search.runner import run_search
 

@@ -112,8 +112,6 @@ def run_dnas(recipe, run, *, quiet: bool = False) -> dict:
     if recipe.retrain:
         summary["retrain"] = _retrain(recipe, run, space, best, net, data, quiet)
     run.write_json("summary.json", summary)
-    if not quiet:
-        print(format_summary(summary, run.path))
     return summary
 
 
