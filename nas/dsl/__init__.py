@@ -29,7 +29,12 @@ def dumps(space: Space, header: str | None = None) -> str:
 
 
 def dump(space: Space, path: str | os.PathLike, header: str | None = None) -> None:
-    text = dumps(space, header)
+    write_text_atomic(path, dumps(space, header))
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write a single user-named file (not a run folder) through a temp file and a rename, so a kill never leaves
+    it half-written; file-system errors are one-line SpecErrors."""
     folder = os.path.dirname(os.fspath(path))
     tmp = f"{os.fspath(path)}.tmp"
     try:

@@ -295,8 +295,10 @@ def writable(folder: Path) -> None:
 
 def write_python(arch: Arch, path: str | Path, class_name: str = "Net", cost=None) -> Path:
     """Write `python_source(arch, class_name)` to `path`; returns the path."""
+    from nas.dsl import write_text_atomic
+
     path = Path(path)
     text = python_source(arch, class_name, cost)
     writable(path.parent)
-    path.write_text(text, encoding="utf-8")
+    write_text_atomic(path, text)
     return path
