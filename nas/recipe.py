@@ -180,12 +180,7 @@ class Recipe:
         channels = self.space.channels or (data.channels if data is not None else None)
         size = self.space.size or (data.size if data is not None else self.data.size)
         classes = self.space.classes or (data.classes if data is not None else None)
-        if self.space.width is not None:
-            space = space.with_width(self.space.width)
-        if self.space.depth is not None:
-            space = space.with_depth(self.space.depth)
-        space = space.with_input(channels=channels, size=size)
-        space = space.with_classes(classes) if classes else space
+        space = self.transform(space, channels, size, classes)
         if self.space.bn:  # e.g. TF-ported momentum 0.01 is too slow for the running stats of a short trial
             doc = space.clone_doc()
             doc["bn"] = dict(doc.get("bn") or {}, **self.space.bn)
@@ -198,6 +193,16 @@ class Recipe:
             space = CoefficientSpace(space, coefficient_grid(c["step"], c["tolerance"], c["maximum"]), c["phi"],
                                      source=self.space.source)
         return space
+
+    def transform(self, space, channels: int | None, size: int | None, classes: int | None):
+        """The recipe's width and depth multipliers, then the input and the classes: what the searched space
+        went through, so that a zoo architecture can be compared with the run's at the same scale."""
+        if self.space.width is not None:
+            space = space.with_width(self.space.width)
+        if self.space.depth is not None:
+            space = space.with_depth(self.space.depth)
+        space = space.with_input(channels=channels, size=size)
+        return space.with_classes(classes) if classes else space
 
     def train_config(self, **changes):
         from nas.train import TrainConfig

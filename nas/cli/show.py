@@ -41,6 +41,9 @@ def _show(args) -> int:
     console.print(f"input {shape['channels']}×{shape['size']}×{shape['size']}, {space.doc['classes']} classes, "
                   f"{len(choices)} choices, space size {_magnitude(space.size())}")
     console.print(space_summary(space))
+    if args.figure:
+        _figure(_arch(space, args.sample), args.figure, args.dpi)
+        console.print(f"figure: {args.figure}")
     if choices and args.sample is None:
         names = list(choices)
         shown = names[:6] + (["…"] if len(names) > 6 else [])
@@ -54,6 +57,29 @@ def _show(args) -> int:
         console.print(dumps(arch), markup=False, highlight=False)
     console.print(unit_table(count_arch(arch, per_unit=True)))
     return 0
+
+
+def _figure(arch, path: str, dpi: int) -> None:
+    """The architecture as a picture (cells as graphs, blocks as FBNet-style boxes), written atomically."""
+    from pathlib import Path
+
+    from nas.reporting.figures.arch import arch_figure
+    from nas.reporting.figures.common import png_bytes
+
+    if not path.lower().endswith(".png"):
+        raise SpecError(f"--figure writes a PNG file, got '{path}'", "--figure", "e.g. --figure arch.png")
+    target = Path(path)
+    if target.is_dir():
+        raise SpecError("is a folder, expected a file path", "--figure")
+    if not target.parent.is_dir():
+        raise SpecError(f"no folder '{target.parent}' to write into", "--figure", "make the folder first")
+    temp = target.with_name(f".{target.name}.tmp")
+    try:
+        temp.write_bytes(png_bytes(arch_figure(arch), dpi))
+        temp.replace(target)
+    except OSError as err:
+        temp.unlink(missing_ok=True)
+        raise SpecError(f"cannot write: {err.strerror or err}", str(target)) from None
 
 
 def _count(args) -> int:
@@ -96,6 +122,9 @@ def register(sub) -> None:
     show.add_argument("file", metavar="FILE")
     show.add_argument("--sample", type=_seed, metavar="SEED", help="resolve one random architecture of the space")
     show.add_argument("--input-size", type=positive_int("--input-size"), metavar="N", help="override the input resolution")
+    show.add_argument("--figure", metavar="OUT.png", default=None,
+                      help="draw the architecture: cells as graphs, blocks as FBNet-style layer boxes")
+    show.add_argument("--dpi", type=positive_int("--dpi"), default=120, metavar="N", help="--figure's resolution")
     show.set_defaults(func=_show)
 
     count = sub.add_parser("count", help="params, FLOPs (multiply-adds) and optionally latency",
