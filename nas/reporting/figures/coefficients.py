@@ -37,15 +37,20 @@ def coefficients_figure(run: Run):
         ax.scatter([t[1] for t in rest], [t[2] for t in rest], s=60, facecolor="none", edgecolor="#999999",
                    label=f"admissible, not tried ({len(rest)})")
     if tried:
-        triples = list(tried)
-        points = ax.scatter([t[1] for t in triples], [t[2] for t in triples], c=[tried[t] for t in triples],
-                            s=90, cmap="viridis", edgecolor="black", zorder=3, label=f"tried ({len(triples)})")
-        fig.colorbar(points, ax=ax, label="validation accuracy")
-        for t in triples:
-            ax.annotate(f"α={t[0]:g}", (t[1], t[2]), xytext=(6, 4), textcoords="offset points", fontsize=7)
-        best = triples[0]  # ranked: best first
-        ax.scatter([best[1]], [best[2]], s=260, marker="*", color="#d62728", zorder=4,
+        places: dict[tuple[float, float], list[tuple[float, float]]] = {}  # several α share a (β, γ)
+        for (alpha, beta, gamma), acc in tried.items():
+            places.setdefault((beta, gamma), []).append((alpha, acc))
+        points = ax.scatter([p[0] for p in places], [p[1] for p in places],
+                            c=[max(a for _, a in v) for v in places.values()], s=90, cmap="viridis",
+                            edgecolor="black", zorder=3)
+        fig.colorbar(points, ax=ax, label="validation accuracy (best α at the point)")
+        for (beta, gamma), found in places.items():
+            text = "\n".join(f"α={alpha:g}: {acc:.3f}" for alpha, acc in sorted(found))
+            ax.annotate(text, (beta, gamma), xytext=(7, 0), textcoords="offset points", fontsize=6.5, va="center")
+        best = next(iter(tried))  # ranked: best first
+        ax.scatter([best[1]], [best[2]], s=300, marker="*", color="#d62728", zorder=4,
                    label=f"best (α, β, γ) = ({best[0]:g}, {best[1]:g}, {best[2]:g})")
+        ax.scatter([], [], s=90, color="#888888", edgecolor="black", label=f"tried ({len(tried)} triples)")
     ax.set_xlabel("β (width multiplier per φ)")
     ax.set_ylabel("γ (resolution multiplier per φ)")
     ax.grid(alpha=0.3)

@@ -28,9 +28,13 @@ def count_formatter():
     """Axis ticks as 1.2M / 350K, as the tables write counts."""
     from matplotlib.ticker import FuncFormatter
 
-    from nas.report import human
+    def short(value, _):
+        for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+            if abs(value) >= scale:
+                return f"{value / scale:.3g}{unit}"
+        return f"{value:.3g}"
 
-    return FuncFormatter(lambda value, _: human(value) if value else "0")
+    return FuncFormatter(short)
 
 
 METRIC_LABELS = {"flops": "FLOPs (multiply-adds)", "params": "parameters", "latency": "latency (ms)",
