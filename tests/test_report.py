@@ -153,7 +153,12 @@ def test_reference_points_are_counted_at_the_runs_scale(trials_run):
 
     run = load_run(trials_run)
     (ref,) = reference_points(run, ["mobilenetv2"])
-    scaled = zoo.load("mobilenetv2").with_width(0.25).with_input(size=32).with_classes(10)
+    import yaml
+
+    best = yaml.safe_load((trials_run / "best.arch.yaml").read_text())  # digits: 1 channel, 32×32, 10 classes
+    scaled = zoo.load("mobilenetv2").with_width(0.25).with_input(channels=best["input"]["channels"],
+                                                                 size=best["input"]["size"])
+    scaled = scaled.with_classes(best["classes"])
     assert ref.flops == count_arch(scaled).total.flops
     assert ref.flops < count_arch(zoo.load("mobilenetv2")).total.flops / 10
 

@@ -48,7 +48,8 @@ def reference_points(run: Run, names: list[str]) -> list[Reference]:
         arch = run.recipe.transform(zoo.load(name), channels, size, classes)
         cost = count_arch(arch).total
         width = run.recipe.space.width
+        shape = arch.doc["input"]
         note = ", ".join(x for x in (f"width ×{width:g}" if width is not None else "",
-                                     f"{arch.doc['input']['size']}×{arch.doc['input']['size']}") if x)
+                                     f"{shape['channels']}×{shape['size']}×{shape['size']}") if x)
         out.append(Reference(name, float(cost.flops), float(cost.params), note))
     return out

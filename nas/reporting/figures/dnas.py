@@ -40,9 +40,13 @@ def theta_figure(run: Run):
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     image = None
     derived = run.history[-1].get("derived", {})
-    top = max(float(grid.max()) for _, grid in probs.values())  # early on θ moves little: use the range it spans
+    # early on θ moves little from uniform: the colours span the range the probabilities cover
+    low = min(float(grid.min()) for _, grid in probs.values())
+    top = max(float(grid.max()) for _, grid in probs.values())
+    if top - low < 1e-6:
+        low, top = 0.0, 1.0
     for ax, (name, (options, grid)) in zip(axes, probs.items()):
-        image = ax.imshow(grid, aspect="auto", cmap="magma", vmin=0, vmax=top, interpolation="nearest",
+        image = ax.imshow(grid, aspect="auto", cmap="magma", vmin=low, vmax=top, interpolation="nearest",
                           extent=(epochs[0] - 0.5, epochs[-1] + 0.5, len(options) - 0.5, -0.5))
         ax.set_xticks(_ticks(epochs, 6))
         labels = [f"{o} ◀" if derived.get(name) == o else o for o in options]
@@ -75,7 +79,7 @@ def cost_figure(run: Run):
         ax.yaxis.set_major_formatter(count_formatter())
     ax.set_xticks(_ticks(epochs, 10))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="best")
     ax.set_title(f"{run.name}: cost over epochs")
     return fig
 
@@ -99,7 +103,7 @@ def accuracy_figure(run: Run):
     ax.set_ylim(0, 1.02)
     ax.set_xticks(_ticks(epochs, 10))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
     ax.set_title(f"{run.name}: accuracy over epochs")
     return fig
 
