@@ -64,7 +64,7 @@ def _arrow(ax, a, b, colour: str, rad: float = 0.0, **style) -> None:
     from matplotlib.patches import FancyArrowPatch
 
     ax.add_patch(FancyArrowPatch(a, b, connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>", mutation_scale=9,
-                                 color=colour, shrinkA=12, shrinkB=12, zorder=1, **style))
+                                 color=colour, shrinkA=12, shrinkB=12, zorder=1, clip_on=False, **style))
 
 
 def draw_cell(ax, title: str, cell_doc: dict, concat: list[str]) -> None:
@@ -87,7 +87,7 @@ def draw_cell(ax, title: str, cell_doc: dict, concat: list[str]) -> None:
             _arrow(ax, (x0, y0), (x1, y1), "#444444", rad=rad, lw=0.8, ls="--")
     for name, (x, y) in states.items():
         unused = name.startswith("n") and name not in concat  # read by later nodes only
-        face = {"h0": "#fde0c5", "h1": "#fde0c5", "concat": "#d9ead3"}.get(name, "#eeeeee" if unused else "#dde7f3")
+        face = {"h0": "#fde0c5", "h1": "#fde0c5", "concat": "#d9ead3"}.get(name, "#c8c8c8" if unused else "#c6dbef")
         label = {"h0": "h0 (cell k−2)", "h1": "h1 (cell k−1)", "concat": "concat → cell k"}.get(name, name)
         ax.text(x, y, label, ha="center", va="center", fontsize=8, zorder=3,
                 bbox=dict(boxstyle="circle,pad=0.3" if name.startswith("n") else "round,pad=0.4", fc=face,
@@ -95,7 +95,7 @@ def draw_cell(ax, title: str, cell_doc: dict, concat: list[str]) -> None:
     points = list(states.values()) + list(ops.values())
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     ax.set_xlim(min(xs) - 0.9 * COLUMN_GAP, max(xs) + 0.9 * COLUMN_GAP)
-    ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
+    ax.set_ylim(min(ys) - 0.9, max(ys) + 0.9)  # room for the arcs that bow around a column
     ax.axis("off")
     ax.set_title(title, fontsize=10)
 

@@ -44,15 +44,24 @@ def option_lists(run: Run) -> dict[str, list[str]]:
     return out
 
 
+def column_label(choice: str, option: str) -> str:
+    """Options of the same kind of choice share a column: `…layers.0.k` → `k=3`, `…nodes.1.op0` → `op=…`,
+    `…layers.0` → `k3_e6`; so k=3 and e=3 never do."""
+    kind = choice.rpartition(".")[2].rstrip("0123456789")
+    return f"{kind}={option}" if kind else option
+
+
 def choices_figure(run: Run):
     best, rest = split_best(run)
     options = option_lists(run)
-    columns = list(dict.fromkeys(o for opts in options.values() for o in opts))
+    columns = list(dict.fromkeys(column_label(n, o) for n, opts in options.items() for o in opts))
+    kinds = list(dict.fromkeys(c.partition("=")[0] if "=" in c else "" for c in columns))
+    columns.sort(key=lambda c: kinds.index(c.partition("=")[0] if "=" in c else ""))  # ops, then inputs, …
     rows = []
     for name, opts in options.items():
         top, other = frequencies(best, name, opts), frequencies(rest, name, opts)
         gap = np.nansum(np.abs(top - other)) / 2 if rest else 0.0
-        rows.append((name, opts, top, other, gap))
+        rows.append((name, [column_label(name, o) for o in opts], top, other, gap))
     shown = rows if len(rows) <= MAX_ROWS else sorted(sorted(rows, key=lambda r: -r[4])[:MAX_ROWS],
                                                      key=lambda r: run.choice_names.index(r[0]))
     grids = []
@@ -83,7 +92,7 @@ def choices_figure(run: Run):
                     ax.text(j, i, f"{value:.0%}", ha="center", va="center", fontsize=6,
                             color="white" if value < 0.6 else "black")
     axes[0].set_yticks(range(len(shown)), [r[0] for r in shown], fontsize=7)
-    fig.colorbar(image, ax=axes, shrink=0.8, label="share of trials picking the option")
+    fig.colorbar(image, ax=axes, shrink=min(0.8, 6 / height), label="share of trials picking the option")
     note = "" if len(shown) == len(rows) else f" ({len(shown)} of {len(rows)} choices: the largest differences)"
     fig.suptitle(f"{run.name}: option picks of the best trials vs the rest{note}")
     return fig
