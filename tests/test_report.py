@@ -77,13 +77,6 @@ def trials_run(tmp_path_factory, ray_session) -> Path:
 
 
 @pytest.fixture(scope="session")
-def rejected_run(tmp_path_factory, ray_session) -> Path:
-    """Every candidate breaks the FLOPs limit: no trial is trained."""
-    return _search(tmp_path_factory.mktemp("report"), TRIALS_RECIPE, "rejected", "constraints.flops=<=1K",
-                   "budget.trials=2")
-
-
-@pytest.fixture(scope="session")
 def coefficients_run(tmp_path_factory, ray_session) -> Path:
     recipe = Path(__file__).resolve().parent.parent / "recipes" / "efficientnet_coefficients.yaml"
     return _search(tmp_path_factory.mktemp("report"), recipe.read_text(), "coefficients", "budget.trials=2",
@@ -156,8 +149,9 @@ def test_reference_points_are_counted_at_the_runs_scale(trials_run):
     import yaml
 
     best = yaml.safe_load((trials_run / "best.arch.yaml").read_text())  # digits: 1 channel, 32×32, 10 classes
-    scaled = zoo.load("mobilenetv2").with_width(0.25).with_input(channels=best["input"]["channels"],
-                                                                 size=best["input"]["size"])
+    space = yaml.safe_load((trials_run / "recipe.yaml").read_text())["space"]  # the recipe's multipliers
+    scaled = zoo.load("mobilenetv2").with_width(space["width"]).with_depth(space["depth"])
+    scaled = scaled.with_input(channels=best["input"]["channels"], size=best["input"]["size"])
     scaled = scaled.with_classes(best["classes"])
     assert ref.flops == count_arch(scaled).total.flops
     assert ref.flops < count_arch(zoo.load("mobilenetv2")).total.flops / 10
@@ -189,13 +183,6 @@ def test_report_on_a_run_in_progress(trials_run, tmp_path, capsys):
     assert "still running" in printed
     assert "4 trial(s)" in printed
     assert not (running / "report").exists()
-
-
-@pytest.mark.slow
-def test_no_trained_trial_is_a_one_line_error(rejected_run, tmp_path, capsys):
-    assert _report(rejected_run, tmp_path / "rep") == 2
-    line = one_error_line(capsys.readouterr().err)
-    assert "no trial finished training" in line and "rejected" in line
 
 
 @pytest.mark.slow
@@ -261,6 +248,18 @@ def test_run_without_a_finished_trial(tmp_path, capsys):
     (run / "events.jsonl").write_text('{"event": "ask", "number": 0, "assignment": {}}\n')
     assert main(["report", str(run)]) == 2
     assert "no finished trial" in one_error_line(capsys.readouterr().err)
+
+
+def test_no_trained_trial_is_a_one_line_error(tmp_path, capsys):
+    """Every trial rejected or failed: the search ended, but there is nothing to rank."""
+    run = _run_folder(tmp_path / "run")
+    (run / "recipe.yaml").write_text(textwrap.dedent(TRIALS_RECIPE))
+    (run / "summary.json").write_text("{}")
+    (run / "trials.csv").write_text("trial,status,a,val_acc,flops,params,latency_ms,epochs,seconds,error\n"
+                                    "0,rejected,x,,900000,20,,0,0.0,\n1,failed,y,,1000,20,,1,3.0,NaN loss\n")
+    assert main(["report", str(run)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "no trial finished training" in line and "1 rejected" in line and "1 failed" in line
 
 
 @pytest.mark.parametrize("text, message", [
