@@ -63,8 +63,14 @@ class Run:
     def objectives(self) -> list:
         from nas.recipe import Objective
 
-        if self.recipe is not None and self.kind != "dnas":
+        if self.kind == "dnas":
+            return [Objective("accuracy", "max")]
+        if self.recipe is not None:
             return list(self.recipe.objectives)
+        saved = (self.summary or {}).get("objectives") or []  # [{"accuracy": "max"}, {"flops": "min"}]
+        pairs = [next(iter(o.items())) for o in saved if isinstance(o, dict) and len(o) == 1]
+        if pairs and all(d in ("max", "min") for _, d in pairs):
+            return [Objective(m, d) for m, d in pairs]
         return [Objective("accuracy", "max")]
 
 

@@ -39,7 +39,8 @@ def progress_figure(run: Run):
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(label)
-    axes[0].legend(loc="lower right" if maximize else "upper right", fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8)  # never over a point
     axes[0].xaxis.get_major_locator().set_params(integer=True)
     status = " (still running)" if run.running else ""
     fig.suptitle(f"{run.name}: search progress, {len(run.records)} trials{status}")
