@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nas.cli._args import positive_int
+from nas.cli._args import integer, positive_int
 
 
 def _report(args) -> int:
@@ -46,5 +46,5 @@ def register(sub) -> None:
     p.add_argument("--reference", metavar="NAMES", default=None,
                    help="zoo architectures to mark on the Pareto figures, counted at the run's scale, "
                         "e.g. mobilenetv2,fbnet_c")
-    p.add_argument("--dpi", type=positive_int("--dpi"), default=120, metavar="N", help="figure resolution (default 120)")
+    p.add_argument("--dpi", type=integer("--dpi", 20, 600, "a resolution", "from 20 to 600 dots per inch"), default=120, metavar="N", help="figure resolution (default 120)")
     p.set_defaults(func=_report)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from nas.cli._args import positive_int
+from nas.cli._args import integer, positive_int
 from nas.dsl.errors import SpecError
 
 
@@ -124,7 +124,7 @@ def register(sub) -> None:
     show.add_argument("--input-size", type=positive_int("--input-size"), metavar="N", help="override the input resolution")
     show.add_argument("--figure", metavar="OUT.png", default=None,
                       help="draw the architecture: cells as graphs, blocks as FBNet-style layer boxes")
-    show.add_argument("--dpi", type=positive_int("--dpi"), default=120, metavar="N", help="--figure's resolution")
+    show.add_argument("--dpi", type=integer("--dpi", 20, 600, "a resolution", "from 20 to 600 dots per inch"), default=120, metavar="N", help="--figure's resolution")
     show.set_defaults(func=_show)
 
     count = sub.add_parser("count", help="params, FLOPs (multiply-adds) and optionally latency",

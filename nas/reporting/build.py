@@ -66,7 +66,6 @@ def write_report(run: Run, out: Path, rows: list, references: list = (), dpi: in
     """Every figure and report.md into `out`; returns the files written."""
     from nas.reporting.figures.common import png_bytes
     from nas.reporting.markdown import report_markdown
-    from nas.runs import RunDir
 
     written, made = [], []
     with _report_folder(run, out) as folder:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from nas.report import human
 from nas.reporting.load import Run, counts
-from nas.search.results import STATUS_ORDER, Record, pareto_front, ranked
+from nas.search.results import Record, pareto_front, ranked
 
 PICKS_WIDTH = 70  # the terminal's picks column; report.md shows them whole
 
@@ -144,6 +144,3 @@ def dnas_markdown(run: Run) -> str:
     lines += ["| " + " | ".join(row) + " |" for row in dnas_rows(run)]
     return "\n".join(lines)
 
-
-__all__ = ["Row", "top_rows", "short_picks", "timing_line", "rich_table", "markdown_table", "dnas_rich_table",
-           "dnas_markdown", "STATUS_ORDER"]
