@@ -228,6 +228,18 @@ def _run_folder(path: Path) -> Path:
     return path
 
 
+CSV_HEADER = "trial,status,a,val_acc,flops,params,latency_ms,epochs,seconds,error\n"
+
+
+def _ended_run(path: Path, trials_csv: bytes) -> Path:
+    """A run folder as a finished search leaves it, with the given trials.csv."""
+    run = _run_folder(path)
+    (run / "recipe.yaml").write_text(textwrap.dedent(TRIALS_RECIPE))
+    (run / "summary.json").write_text("{}")
+    (run / "trials.csv").write_bytes(trials_csv)
+    return run
+
+
 def test_not_a_run_folder(tmp_path, capsys):
     (tmp_path / "x.txt").write_text("hello")
     assert main(["report", str(tmp_path)]) == 2
@@ -252,11 +264,8 @@ def test_run_without_a_finished_trial(tmp_path, capsys):
 
 def test_no_trained_trial_is_a_one_line_error(tmp_path, capsys):
     """Every trial rejected or failed: the search ended, but there is nothing to rank."""
-    run = _run_folder(tmp_path / "run")
-    (run / "recipe.yaml").write_text(textwrap.dedent(TRIALS_RECIPE))
-    (run / "summary.json").write_text("{}")
-    (run / "trials.csv").write_text("trial,status,a,val_acc,flops,params,latency_ms,epochs,seconds,error\n"
-                                    "0,rejected,x,,900000,20,,0,0.0,\n1,failed,y,,1000,20,,1,3.0,NaN loss\n")
+    run = _ended_run(tmp_path / "run", (CSV_HEADER + "0,rejected,x,,900000,20,,0,0.0,\n"
+                                                      "1,failed,y,,1000,20,,1,3.0,NaN loss\n").encode())
     assert main(["report", str(run)]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert "no trial finished training" in line and "1 rejected" in line and "1 failed" in line
@@ -265,29 +274,20 @@ def test_no_trained_trial_is_a_one_line_error(tmp_path, capsys):
 @pytest.mark.parametrize("text, message", [
     ("", "trials.csv is empty"),
     ("number,what\n1,2\n", "unexpected header"),
-    ("trial,status,a,val_acc,flops,params,latency_ms,epochs,seconds,error\n0,ok,x,0.5,1,2,,1,3.0\n", "fields"),
-    ("trial,status,a,val_acc,flops,params,latency_ms,epochs,seconds,error\n0,ok,x,high,1,2,,1,3.0,\n",
-     "val_acc 'high' is not a number"),
-    ("trial,status,a,val_acc,flops,params,latency_ms,epochs,seconds,error\n0,great,x,0.5,1,2,,1,3.0,\n",
-     "unknown trial status"),
+    (CSV_HEADER + "0,ok,x,0.5,1,2,,1,3.0\n", "fields"),
+    (CSV_HEADER + "0,ok,x,high,1,2,,1,3.0,\n", "val_acc 'high' is not a number"),
+    (CSV_HEADER + "0,great,x,0.5,1,2,,1,3.0,\n", "unknown trial status"),
     ("\x00\xff\xfe garbage", "trials.csv"),
 ])
 def test_corrupted_trials_csv(tmp_path, capsys, text, message):
-    run = _run_folder(tmp_path / "run")
-    (run / "recipe.yaml").write_text(textwrap.dedent(TRIALS_RECIPE))
-    (run / "summary.json").write_text("{}")
-    (run / "trials.csv").write_bytes(text.encode("latin-1"))
+    run = _ended_run(tmp_path / "run", text.encode("latin-1"))
     assert main(["report", str(run)]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert message in line and "trials.csv" in line
 
 
 def test_bad_reference_name(tmp_path, capsys):
-    run = _run_folder(tmp_path / "run")
-    (run / "recipe.yaml").write_text(textwrap.dedent(TRIALS_RECIPE))
-    (run / "summary.json").write_text("{}")
-    (run / "trials.csv").write_text("trial,status,a,val_acc,flops,params,latency_ms,epochs,seconds,error\n"
-                                    "0,ok,x,0.5,1000,20,,1,3.0,\n")
+    run = _ended_run(tmp_path / "run", (CSV_HEADER + "0,ok,x,0.5,1000,20,,1,3.0,\n").encode())
     assert main(["report", str(run), "--reference", "mobilenet_v2"]) == 2
     assert "did you mean 'mobilenetv2'" in one_error_line(capsys.readouterr().err)
 
