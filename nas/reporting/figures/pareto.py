@@ -43,16 +43,19 @@ def pareto_figure(run: Run, metric: str, references: list[Reference] = ()):
     if faded:
         ax.scatter([r.metric(metric) for r in faded], [r.val_acc for r in faded], s=20, color="#9aa7b5",
                    alpha=0.55, label=f"dominated ({len(faded)})")
+    low, high = _accuracy_range([r for r in trained if r.status == "ok"] or trained)
     if stopped:
+        below = sum(r.val_acc < low for r in stopped)
         ax.scatter([r.metric(metric) for r in stopped], [r.val_acc for r in stopped], s=22, marker="x",
-                   color="#ff7f0e", alpha=0.6, label=f"stopped early ({len(stopped)})")
+                   color="#ff7f0e", alpha=0.6, clip_on=True,
+                   label=f"stopped early ({len(stopped)}" + (f", {below} below the axis)" if below else ")"))
     if front:
         xs, ys = [r.metric(metric) for r in front], [r.val_acc for r in front]
         ax.step(xs, ys, where="post", color="#1f77b4", lw=1.4, alpha=0.8)
         ax.scatter(xs, ys, s=46, color="#1f77b4", edgecolor="black", zorder=4, label=f"Pareto front ({len(front)})")
-        for r in _labelled(front):
-            ax.annotate(f"#{r.number}", (r.metric(metric), r.val_acc), xytext=(5, 5), textcoords="offset points",
-                        fontsize=8)
+        for i, r in enumerate(_labelled(front)):  # alternate above and below: neighbours do not collide
+            ax.annotate(f"#{r.number}", (r.metric(metric), r.val_acc), xytext=(5, 6 if i % 2 == 0 else -13),
+                        textcoords="offset points", fontsize=8)
     for ref in references:
         value = ref.metric(metric)
         if value is None:
@@ -68,11 +71,18 @@ def pareto_figure(run: Run, metric: str, references: list[Reference] = ()):
         ax.xaxis.set_major_formatter(count_formatter())
     ax.set_xlabel(METRIC_LABELS.get(metric, metric) + (", log scale" if ax.get_xscale() == "log" else ""))
     ax.set_ylabel(METRIC_LABELS["accuracy"])
+    ax.set_ylim(low, high)  # the fully trained trials' range: a stopped outlier does not flatten the front
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     status = " (still running)" if run.running else ""
     ax.set_title(f"{run.name}: accuracy × {metric.replace('flops', 'FLOPs')}{status}")
     return fig
+
+
+def _accuracy_range(records: list) -> tuple[float, float]:
+    accs = [r.val_acc for r in records] or [0.0, 1.0]
+    pad = max(0.01, 0.12 * (max(accs) - min(accs)))
+    return max(0.0, min(accs) - pad), min(1.0, max(accs) + pad)
 
 
 def _labelled(front: list) -> list:
