@@ -44,6 +44,8 @@ def pareto_figure(run: Run, metric: str, references: list[Reference] = ()):
         ax.scatter([r.metric(metric) for r in faded], [r.val_acc for r in faded], s=20, color="#9aa7b5",
                    alpha=0.55, label=f"dominated ({len(faded)})")
     low, high = _accuracy_range([r for r in trained if r.status == "ok"] or trained)
+    if sum(r.val_acc < low for r in stopped) > 2:  # more than a stray outlier or two: show them all
+        low, high = _accuracy_range(trained)
     if stopped:
         below = sum(r.val_acc < low for r in stopped)
         ax.scatter([r.metric(metric) for r in stopped], [r.val_acc for r in stopped], s=22, marker="x",
