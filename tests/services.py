@@ -45,13 +45,13 @@ class RayCluster:
     """A head and further nodes, each a `ray start --block` in its own process group, with token
     authentication (a fresh token in the environment, ~/.ray untouched)."""
 
-    def __init__(self, cpus_per_node: int = 1):
+    def __init__(self, cpus_per_node: int = 1, token: str | None = None):
         self.cpus = cpus_per_node
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.temp = Path(tempfile.mkdtemp(prefix="nasray", dir="/tmp"))  # short: Ray's socket paths are limited
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
-                    "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+                    "RAY_AUTH_TOKEN": token or secrets.token_hex(32)}
         self.nodes: dict[str, subprocess.Popen] = {}
 
     def _start(self, name: str, args: list[str], timeout: float) -> None:

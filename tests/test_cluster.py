@@ -2,7 +2,6 @@
 and cluster addresses that are wrong (a one-line error, exit 2, no run folder)."""
 import csv
 import json
-import os
 import subprocess
 import sys
 import time
@@ -76,10 +75,14 @@ def test_a_node_killed_mid_search_loses_no_trial(cluster, tmp_path):
     while not (events.is_file() and events.read_text().count('"ask"') >= 2):  # both nodes have a trial
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
         time.sleep(0.2)
-    time.sleep(3)  # mid-training
+    time.sleep(2)  # mid-training
+    lines = [json.loads(x) for x in events.read_text().splitlines() if x.strip()]
     cluster.kill("node1")
+    in_flight = {e["number"] for e in lines if e["event"] == "ask"} - {e["number"] for e in lines if e["event"] == "tell"}
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
+    # two trials in flight on two 1-CPU nodes: one of them was on the node that died
+    assert len(in_flight) == 2, f"the kill did not hit two running trials: {lines}"
     table = rows(run)
     assert sorted(int(r["trial"]) for r in table) == [0, 1, 2, 3]
     assert all(r["status"] in ("ok", "failed") for r in table)
