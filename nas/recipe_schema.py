@@ -14,9 +14,9 @@ from typing import Any, Iterable
 from nas.dsl.errors import Location, SpecError, did_you_mean
 from nas.dsl.parse import PosDict, PosList
 from nas.recipe import (COEFFICIENT_KEYS, DATA_KEYS, EXPORT_FORMATS, METRICS, RAY_KEYS, SPACE_KEYS, STRATEGIES,
-                        TIME_UNITS, TOP_KEYS, TRAIN_KEYS, Budget, Constraint, DataSection, Objective, Option, Recipe, Resources,
-                        SpaceSection, StrategySection, _key_loc, _loc, _locate, _plain, _posdict, parse_quantity,
-                        strategy_info)
+                        TIME_UNITS, TOP_KEYS, TRAIN_KEYS, Budget, Constraint, DataSection, Objective, Option, Recipe,
+                        Resources, SpaceSection, StrategySection, _key_loc, _loc, _locate, _plain, _posdict,
+                        parse_quantity, strategy_info)
 
 STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "abfs", "abfss")  # what Ray Tune's pyarrow storage reads
 

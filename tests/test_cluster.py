@@ -78,7 +78,8 @@ def test_a_node_killed_mid_search_loses_no_trial(cluster, tmp_path):
     time.sleep(2)  # mid-training
     lines = [json.loads(x) for x in events.read_text().splitlines() if x.strip()]
     cluster.kill("node1")
-    in_flight = {e["number"] for e in lines if e["event"] == "ask"} - {e["number"] for e in lines if e["event"] == "tell"}
+    told = {e["number"] for e in lines if e["event"] == "tell"}
+    in_flight = {e["number"] for e in lines if e["event"] == "ask"} - told
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     # two trials in flight on two 1-CPU nodes: one of them was on the node that died

@@ -91,7 +91,8 @@ class Search:
         self.inject = inject
         self.resumed = resume
         storage = recipe.storage or f"sqlite:///{Path(run.path).resolve() / 'study.db'}"
-        self.study_name = recipe.study_name or (recipe.name if recipe.storage else f"{recipe.name}-{Path(run.path).name}")
+        private = f"{recipe.name}-{Path(run.path).name}"  # the run folder's own study
+        self.study_name = recipe.study_name or (recipe.name if recipe.storage else private)
         self.strategy = make_strategy(
             recipe.strategy.name, self.space, recipe.objectives, recipe.strategy.options, recipe.seed,
             constraints=recipe.constraints, storage=storage, study_name=self.study_name, fresh=True,

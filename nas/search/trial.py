@@ -2,7 +2,8 @@
 
 The dataset arrives once through Ray's object store (`tune.with_parameters`), the space and settings with
 it; the config of a trial is only its number and its picks. Each epoch reports `val_acc` so that ASHA can
-stop the trial; every report carries the Ray node (id and IP) the trial runs on. A NaN loss and an exception end the trial with a last report whose `status` says so
+stop the trial; every report carries the Ray node (id and IP) the trial runs on. A NaN loss and an
+exception end the trial with a last report whose `status` says so
 (`nan` or `failed`, with the error), so the driver records it as failed and the search goes on.
 
 Fault injection (tests only): settings["inject"] = {"raise_rate": 0.3, "nan": [2], "seed": 0,
