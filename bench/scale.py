@@ -23,6 +23,8 @@ from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+# The clusters below use token auth; Ray reads the token once per process, at import: set it first.
+os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the real services of the tests
 
 from services import Postgres, RayCluster, postgres_bin  # noqa: E402
@@ -47,7 +49,6 @@ def timed_search(cluster: RayCluster, trials: int, folder: Path) -> float:
     from nas.search.runner import prepare, run_search
     from nas.search.tuner import ray_connection
 
-    os.environ.update({k: v for k, v in cluster.env.items() if k.startswith("RAY_AUTH")})
     recipe = loads_recipe(RECIPE.format(trials=trials))
     prepared = prepare(recipe)
     with ray_connection(cluster.address, recipe.resources):
@@ -64,10 +65,9 @@ def timed_search(cluster: RayCluster, trials: int, folder: Path) -> float:
 def part_cluster(args) -> None:
     print(f"1. {args.trials} trials (2 epochs each, 2 at a time): 2-node cluster vs 1 node, same 2 CPUs")
     times = {}
-    token = secrets.token_hex(32)  # one for both clusters: a process caches the token it first used
     with tempfile.TemporaryDirectory(prefix="nasbench") as tmp:
         for label, nodes, cpus in (("1 node x 2 CPUs", 1, 2), ("2 nodes x 1 CPU", 2, 1)):
-            cluster = RayCluster(cpus_per_node=cpus, token=token)
+            cluster = RayCluster(cpus_per_node=cpus, token=os.environ["RAY_AUTH_TOKEN"])
             try:
                 cluster.start(nodes=nodes)
                 times[label] = timed_search(cluster, args.trials, Path(tmp) / label.replace(" ", "_"))

@@ -93,8 +93,9 @@ def register(sub) -> None:
     p.add_argument("recipe", metavar="RECIPE", nargs="?", default=None, help="recipe YAML file")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override a recipe value, e.g. --set budget.trials=8 (repeatable)")
-    p.add_argument("--address", default=None, help="join the Ray cluster at this address (default: ray.address, "
-                                                    "else a local Ray)")
+    p.add_argument("--address", default=None, help="join the Ray cluster at HOST:PORT (or auto; default: "
+                                                    "ray.address, else a local Ray); a cluster with token auth also "
+                                                    "needs RAY_AUTH_MODE=token and RAY_AUTH_TOKEN")
     p.add_argument("-o", "--output", metavar="RUN_DIR", default=None,
                    help="run folder (default runs/<recipe>-<YYYYmmdd-HHMMSS>)")
     p.add_argument("--overwrite", action="store_true", help="clear RUN_DIR first if it is an old run folder")

@@ -38,6 +38,8 @@ from nas.recipe import Option
 from nas.search.strategies.base import Outcome, Strategy
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+# ask/tell with heartbeats is what a shared study needs; Optuna expects them only under Study.optimize
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 # Heartbeat of a shared study's running trials (seconds); a trial silent for GRACE_BEATS of them is failed.
 HEARTBEAT_ENV = "NAS_STUDY_HEARTBEAT_S"
 GRACE_BEATS = 5
@@ -49,7 +51,9 @@ def open_storage(url: str, heartbeat_s: int | None = None) -> optuna.storages.RD
     engine_kwargs = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}} if url.startswith(("postgresql",
                                                                                                  "mysql")) else {}
     beat = {"heartbeat_interval": heartbeat_s, "grace_period": GRACE_BEATS * heartbeat_s} if heartbeat_s else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **beat)
+    with warnings.catch_warnings():  # heartbeats are marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **beat)
 
 
 def check_storage(url: str, where) -> None:
@@ -127,7 +131,9 @@ class OptunaStrategy(Strategy):
     def claims(self, below: int | None = None) -> tuple[int, int]:
         """(trained and finished, trained or running) trials of the study, optionally only those numbered
         below `below`. Stale running trials of dead processes are failed first, so they claim nothing."""
-        optuna.storages.fail_stale_trials(self.study)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
         done = claimed = 0
         for t in self.study.get_trials(deepcopy=False):
             if below is not None and t.number >= below:
