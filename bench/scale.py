@@ -5,8 +5,10 @@
    2 CPUs, each joined by address like a user's cluster. Prints both wall times of the search and the ratio
    2-node / 1-node (target: overhead ≤ 10%, i.e. ratio ≤ 1.10). Both clusters live on this machine, so the
    figure is Ray's multi-node cost (object transfer between nodes, scheduling), not the network's.
-3. Study storage: Optuna ask+tell through our TPE strategy (a define-by-run walk of the FBNet space, ~20
-   choices) on PostgreSQL (a throwaway server started here) and on SQLite, in ms per ask+tell, and the ratio.
+3. Study storage: Optuna ask+tell on PostgreSQL (a throwaway server started here) and on SQLite, in ms per
+   ask+tell and the ratio, twice: with Optuna's RandomSampler (what the storage costs) and through our TPE
+   strategy (what a search pays, the sampler's own work included), on a define-by-run walk of the FBNet
+   space (22 choices).
 (Part 2, DNAS epoch time with DDP workers, is added by the data-parallel work.)
 
 Run: PYTHONPATH=.:tests .venv/bin/python bench/scale.py [--trials 8] [--asks 60] [--skip-cluster] [--skip-study]
@@ -79,6 +81,7 @@ def part_cluster(args) -> None:
 
 
 def ask_tell_ms(storage: str, asks: int) -> float:
+    """Our TPE strategy: the sampler's own work included, as a search pays it."""
     from nas.dsl import load
     from nas.recipe import Objective
     from nas.search.strategies import Outcome, make_strategy
@@ -97,21 +100,44 @@ def ask_tell_ms(storage: str, asks: int) -> float:
         strategy.close()
 
 
+def storage_ms(storage: str, asks: int) -> float:
+    """Optuna's RandomSampler on the same define-by-run walk: what the storage itself costs per ask+tell."""
+    import optuna
+
+    from nas.dsl import load
+    from nas.search.strategies.optuna import open_storage
+    from nas.zoo import resolve_source
+
+    space = load(resolve_source("fbnet"))
+    rdb = open_storage(storage)
+    study = optuna.create_study(study_name="bench-random", storage=rdb, sampler=optuna.samplers.RandomSampler(0))
+    try:
+        began = time.perf_counter()
+        for i in range(asks):
+            trial = study.ask()
+            space.walk(lambda name, choice: trial.suggest_categorical(name, list(choice.keys)))
+            study.tell(trial, i / asks)
+        return (time.perf_counter() - began) / asks * 1000
+    finally:
+        rdb.engine.dispose()
+
+
 def part_study(args) -> None:
-    print(f"3. Optuna TPE ask+tell on the FBNet space, {args.asks} trials: PostgreSQL vs SQLite")
+    print(f"3. Optuna ask+tell on the FBNet space, {args.asks} trials: PostgreSQL (fsync on) vs SQLite")
     if postgres_bin() is None:
         print("   skipped: no PostgreSQL server binaries in /usr/lib/postgresql/*/bin")
         return
-    server = Postgres()
+    server = Postgres(fsync=True)  # durable commits, as SQLite's are
     try:
         server.start()
-        with tempfile.TemporaryDirectory(prefix="nasbench") as tmp:
-            sqlite = ask_tell_ms(f"sqlite:///{tmp}/study.db", args.asks)
-        postgres = ask_tell_ms(server.url, args.asks)
+        for label, measure in (("random sampler (storage only)", storage_ms), ("our TPE strategy", ask_tell_ms)):
+            with tempfile.TemporaryDirectory(prefix="nasbench") as tmp:
+                sqlite = measure(f"sqlite:///{tmp}/study.db", args.asks)
+            postgres = measure(server.url, args.asks)
+            print(f"   {label}: SQLite {sqlite:.1f} ms per ask+tell, PostgreSQL {postgres:.1f} ms, "
+                  f"ratio PostgreSQL / SQLite {postgres / sqlite:.2f}")
     finally:
         server.stop()
-    print(f"   SQLite: {sqlite:.1f} ms per ask+tell; PostgreSQL: {postgres:.1f} ms; "
-          f"ratio PostgreSQL / SQLite: {postgres / sqlite:.2f}")
 
 
 def main() -> None:

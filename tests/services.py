@@ -96,7 +96,7 @@ class Postgres:
     """A throwaway PostgreSQL cluster: initdb in a temp folder owned by `postgres` (the server refuses root),
     a free local port, the socket in the same folder; `url` names a fresh database."""
 
-    def __init__(self, user: str = "postgres"):
+    def __init__(self, user: str = "postgres", fsync: bool = False):
         self.bin = postgres_bin()
         if self.bin is None:
             raise RuntimeError("PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin")
@@ -104,6 +104,7 @@ class Postgres:
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="naspg", dir="/tmp"))
         self.started = False
+        self.fsync = fsync  # off for tests (durability is not under test); on for a fair benchmark
 
     def _as_user(self, *args: str) -> None:
         cmd = [str(self.bin / args[0]), *args[1:]]
@@ -115,7 +116,8 @@ class Postgres:
         if os.geteuid() == 0:
             shutil.chown(self.dir, self.user, self.user)
         self._as_user("initdb", "-D", str(self.dir / "data"), "-A", "trust", "-U", "postgres", "--no-sync")
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        fsync = "on" if self.fsync else "off"
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync={fsync}"
         self._as_user("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-w", "-o", options,
                       "start")
         self.started = True
