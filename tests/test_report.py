@@ -286,6 +286,16 @@ def test_corrupted_trials_csv(tmp_path, capsys, text, message):
     assert message in line and "trials.csv" in line
 
 
+def test_trials_csv_with_node_columns_reads(tmp_path):
+    """Runs on a Ray cluster add node_ip and node_id before the error column."""
+    from nas.reporting.load import load_run
+
+    header = CSV_HEADER.replace("seconds,error", "seconds,node_ip,node_id,error")
+    run = load_run(_ended_run(tmp_path / "run", (header + "0,ok,x,0.5,1000,20,,1,3.0,10.0.0.2,n1,\n").encode()))
+    (record,) = run.records
+    assert (record.val_acc, record.flops, record.node_ip, record.error) == (0.5, 1000.0, "10.0.0.2", "")
+
+
 def test_bad_reference_name(tmp_path, capsys):
     run = _ended_run(tmp_path / "run", (CSV_HEADER + "0,ok,x,0.5,1000,20,,1,3.0,\n").encode())
     assert main(["report", str(run), "--reference", "mobilenet_v2"]) == 2

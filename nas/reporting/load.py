@@ -146,7 +146,8 @@ def lock_held(folder: Path) -> bool:
 
 
 def read_trials_csv(path: Path) -> tuple[list[Record], list[str]]:
-    """trials.csv back into records; any row that does not parse is a one-line error with its line."""
+    """trials.csv back into records; any row that does not parse is a one-line error with its line. The columns
+    after the choices are found by name (later versions add some, e.g. node_ip and node_id)."""
     where = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -156,12 +157,12 @@ def read_trials_csv(path: Path) -> tuple[list[Record], list[str]]:
     if not rows:
         raise SpecError("trials.csv is empty", where, "the search may have been killed while writing it")
     header = rows[0]
-    n_before, n_after = len(TRIAL_COLUMNS_BEFORE), len(TRIAL_COLUMNS_AFTER)
-    if (tuple(header[:n_before]) != TRIAL_COLUMNS_BEFORE or tuple(header[-n_after:]) != TRIAL_COLUMNS_AFTER
-            or len(header) < n_before + n_after):
+    first = header.index(TRIAL_COLUMNS_AFTER[0]) if TRIAL_COLUMNS_AFTER[0] in header else -1
+    if (tuple(header[:len(TRIAL_COLUMNS_BEFORE)]) != TRIAL_COLUMNS_BEFORE or first < 0
+            or not set(TRIAL_COLUMNS_AFTER) <= set(header[first:])):
         raise SpecError("trials.csv has an unexpected header", f"{where}:1:1",
                         f"expected {', '.join(TRIAL_COLUMNS_BEFORE)}, the choices, {', '.join(TRIAL_COLUMNS_AFTER)}")
-    names = header[n_before:-n_after]
+    names = header[len(TRIAL_COLUMNS_BEFORE):first]
     records = []
     for line, row in enumerate(rows[1:], start=2):
         if not row:
@@ -169,23 +170,22 @@ def read_trials_csv(path: Path) -> tuple[list[Record], list[str]]:
         if len(row) != len(header):
             raise SpecError(f"a row with {len(row)} fields, the header has {len(header)}", f"{where}:{line}:1",
                             "trials.csv is corrupted")
-        records.append(_record(row, names, Location(where, line, 1)))
+        records.append(_record(row, names, dict(zip(header[first:], row[first:])), Location(where, line, 1)))
     return records, names
 
 
-def _record(row: list[str], names: list[str], where: Location) -> Record:
-    n_before = len(TRIAL_COLUMNS_BEFORE)
+def _record(row: list[str], names: list[str], tail: dict[str, str], where: Location) -> Record:
     number, status = row[0], row[1]
     if not number.isdigit():
         raise SpecError(f"trial number '{number}' is not a number", where, "trials.csv is corrupted")
     if status not in STATUS_ORDER:
         raise SpecError(f"unknown trial status '{status}'", where, f"expected one of {', '.join(STATUS_ORDER)}")
-    assignment = {n: v for n, v in zip(names, row[n_before:n_before + len(names)]) if v != ""}
-    val_acc, flops, params, latency, epochs, seconds, error = row[n_before + len(names):]
-    return Record(int(number), status, assignment, val_acc=_number(val_acc, "val_acc", where),
-                  flops=_number(flops, "flops", where), params=_number(params, "params", where),
-                  latency=_number(latency, "latency_ms", where), epochs=int(_number(epochs, "epochs", where) or 0),
-                  seconds=_number(seconds, "seconds", where) or 0.0, error=error)
+    picks = row[len(TRIAL_COLUMNS_BEFORE):len(TRIAL_COLUMNS_BEFORE) + len(names)]
+    value = {column: _number(tail[column], column, where) for column in TRIAL_COLUMNS_AFTER[:-1]}
+    return Record(int(number), status, {n: v for n, v in zip(names, picks) if v != ""}, val_acc=value["val_acc"],
+                  flops=value["flops"], params=value["params"], latency=value["latency_ms"],
+                  epochs=int(value["epochs"] or 0), seconds=value["seconds"] or 0.0, error=tail["error"],
+                  **{k: tail[k] for k in ("node_ip", "node_id") if k in tail})
 
 
 def _number(text: str, column: str, where: Location) -> float | None:
