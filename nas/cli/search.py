@@ -23,14 +23,14 @@ def _search(args) -> int:
             raise SpecError("not a search run folder (no recipe.yaml)", args.resume,
                             "resume a folder that `nas search` wrote")
         recipe = load_recipe(saved)
-        prepared = _prepare(recipe)
+        prepared = _prepare(recipe, args.address)
         run = RunDir.create(args.resume, kind="search", resume=True)
     else:
         if args.recipe is None:
             raise SpecError("no recipe given", "nas search", "give RECIPE (a YAML file), or --resume RUN_DIR")
         recipe = load_recipe(args.recipe, args.sets)
         out = args.output or f"runs/{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        prepared = _prepare(recipe)
+        prepared = _prepare(recipe, args.address)
         run = RunDir.create(out, kind="search", overwrite=args.overwrite)
     with run:
         if recipe.strategy.name == "dnas":
@@ -39,7 +39,11 @@ def _search(args) -> int:
 
             if not args.resume:
                 run.write_text("recipe.yaml", recipe.to_yaml())
-            summary = run_dnas(recipe, run, quiet=args.quiet)
+            try:
+                summary = run_dnas(recipe, run, quiet=args.quiet, address=args.address)
+            finally:
+                if prepared is not None:  # the Ray that _prepare started for the workers
+                    prepared.close()
             if not args.quiet:
                 print(format_summary(summary, run.path))
             return 0
@@ -52,10 +56,15 @@ def _search(args) -> int:
     return 0
 
 
-def _prepare(recipe):
-    """Every user error of a multi-trial recipe surfaces before the run folder is made."""
+def _prepare(recipe, address: str | None = None):
+    """Every user error of a multi-trial recipe surfaces before the run folder is made; so does a DNAS
+    worker count the Ray cluster cannot hold (its Ray stays up for the search: close it after)."""
     if recipe.strategy.name == "dnas":
-        return None
+        if recipe.resources.workers == 1:
+            return None
+        from nas.supernet.ddp import connect
+
+        return connect(recipe, address)
     from nas.search.runner import prepare
 
     return prepare(recipe)

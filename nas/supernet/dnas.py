@@ -152,7 +152,7 @@ class Loop:
         self.start = state["epoch"]
         _restore_rng(state["rng"], self.w_gen)
         self.a_gen.set_state(state["theta_generator"])
-        if self.noise is not None:
+        if self.noise is not None and "noise_generator" in state:
             self.noise.set_state(state["noise_generator"])
 
 
@@ -238,38 +238,47 @@ def train_step(loop: Loop, batch: tuple, theta_batch: tuple | None, sums: dict, 
     On N workers each takes its shard of both (global) batches; the Gumbel noise comes from `loop.noise`,
     the same stream on every worker, so all of them run the same sampled architecture and the averaged
     gradient is that of 1 worker on the whole batch."""
-    config, net, device = loop.config, loop.net, loop.device
-    x, y = _shard(batch, sync)
-    x, y = x.to(device), y.to(device)
-    logits = net(x, net.draw(loop.noise))
-    loss = _ce(logits, y)
-    loop.w_opt.zero_grad(set_to_none=True)
-    loss.backward()
+    config, net = loop.config, loop.net
+    count = _backward(loop, batch, loop.w_opt, sums, ("train_loss", "train_correct", "seen"), sync)
     if sync is not None:
-        sync.gradients(net.weights(), len(y))
+        sync.gradients(net.weights(), count)
     if config.grad_clip:
         nn.utils.clip_grad_norm_(net.weights(), config.grad_clip)
     loop.w_opt.step()
     loop.scheduler.step()
-    sums["train_loss"] += loss.item() * len(y)
-    sums["train_correct"] += int((logits.argmax(1) == y).sum())
-    sums["seen"] += len(y)
     if theta_batch is None:
         return
-    xa, ya = _shard(theta_batch, sync)
-    xa, ya = xa.to(device), ya.to(device)
-    logits_a = net(xa, net.draw(loop.noise))
-    ce_a = _ce(logits_a, ya)
-    cost = loop.expected(net.arch.probs()) if config.uses_cost else None
-    loss_a = theta_loss(ce_a, cost, config)
-    loop.a_opt.zero_grad(set_to_none=True)
-    loss_a.backward()
+
+    def objective(ce: torch.Tensor) -> torch.Tensor:
+        return theta_loss(ce, loop.expected(net.arch.probs()) if config.uses_cost else None, config)
+
+    count = _backward(loop, theta_batch, loop.a_opt, sums, ("theta_loss", "theta_correct", "a_seen"), sync, objective)
     if sync is not None:
-        sync.gradients(list(net.arch.parameters()), len(ya))
+        sync.gradients(list(net.arch.parameters()), count)
     loop.a_opt.step()
-    sums["theta_loss"] += loss_a.item() * len(ya)
-    sums["theta_correct"] += int((logits_a.argmax(1) == ya).sum())
-    sums["a_seen"] += len(ya)
+
+
+def _backward(loop: Loop, batch: tuple, optimizer: torch.optim.Optimizer, sums: dict, keys: tuple[str, str, str],
+              sync, objective: Callable[[torch.Tensor], torch.Tensor] | None = None) -> int:
+    """Clear `optimizer`'s gradients and backpropagate the loss of this worker's shard of `batch` through one
+    sampled architecture; add the loss, hits and count to `sums`; return the shard's size."""
+    net = loop.net
+    x, y = _shard(batch, sync)
+    sample = net.draw(loop.noise)  # drawn even for an empty shard: the noise streams of the workers stay together
+    optimizer.zero_grad(set_to_none=True)
+    if not len(y):  # a last batch smaller than the number of workers: this one adds nothing
+        return 0
+    x, y = x.to(loop.device), y.to(loop.device)
+    logits = net(x, sample)
+    loss = _ce(logits, y)
+    if objective is not None:
+        loss = objective(loss)
+    loss.backward()
+    loss_key, correct_key, seen_key = keys
+    sums[loss_key] += loss.item() * len(y)
+    sums[correct_key] += int((logits.argmax(1) == y).sum())
+    sums[seen_key] += len(y)
+    return len(y)
 
 
 def _shard(batch: tuple, sync) -> tuple:
