@@ -197,3 +197,16 @@ def test_more_workers_than_the_running_clusters_cpus_fail_fast(tmp_path, ray_ses
     assert code == 2 and err.count("\n") == 1 and "3 workers need 3 CPUs but the Ray cluster has 2" in err
     assert not (tmp_path / "run").exists()
     assert ray_session.is_initialized()  # the session's Ray is left running
+
+
+def test_a_workers_spec_error_reaches_the_user_as_itself():
+    from ray.train import WorkerGroupError
+    from ray.train.v2._internal.exceptions import UserExceptionWithTraceback
+
+    from nas.dsl.errors import SpecError
+    from nas.supernet.ddp import _user_error
+
+    diverged = SpecError("the search diverged at epoch 2 (loss nan)", hint="lower strategy.lr")
+    failure = WorkerGroupError("rank 0 failed", {0: UserExceptionWithTraceback(diverged, "Traceback ...")})
+    assert _user_error(failure) is diverged
+    assert _user_error(WorkerGroupError("rank 1 failed", {1: RuntimeError("gloo: connection reset")})) is None

@@ -140,8 +140,10 @@ def _fit(space, data, config, run, state: dict | None, cluster: Cluster) -> dict
 
 
 def _user_error(err: Exception) -> SpecError | None:
-    for failure in getattr(err, "worker_failures", {}).values():
-        for cause in (failure, getattr(failure, "cause", None), failure.__cause__):
+    """The SpecError a worker raised, out of Ray Train's WorkerGroupError (each failure wraps the worker's
+    exception with its traceback text)."""
+    for failure in (getattr(err, "worker_failures", None) or {}).values():
+        for cause in (failure, getattr(failure, "_base_exc", None), failure.__cause__):
             if isinstance(cause, SpecError):
                 return cause
     return None
