@@ -37,8 +37,10 @@ def bench_ddp(epochs: int = 2, workers: int = 2) -> dict:
     from nas.supernet.dnas import search
     from nas.supernet.strategy import config_from_recipe
 
+    # both sides on the same kind of device: CUDA only where every worker gets a GPU
+    device = "cuda" if torch.cuda.device_count() >= workers else "cpu"
     sets = [f"strategy.epochs={epochs}", "strategy.warmup=1", f"resources.workers={workers}",
-            f"resources.cpus={max(workers, os.cpu_count() or 1)}"]
+            f"resources.cpus={max(workers, os.cpu_count() or 1)}", f"train.device={device}"]
     recipe = load_recipe(ROOT / "recipes" / "fbnet.yaml", sets)
     config = config_from_recipe(recipe)
     d = recipe.data
@@ -50,7 +52,7 @@ def bench_ddp(epochs: int = 2, workers: int = 2) -> dict:
     one = search(space, data, config)
     one_wall = time.perf_counter() - began
 
-    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(num_cpus=max(workers, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
         with tempfile.TemporaryDirectory() as tmp, RunDir.create(Path(tmp) / "run", kind="search") as run:
             began = time.perf_counter()
@@ -60,7 +62,7 @@ def bench_ddp(epochs: int = 2, workers: int = 2) -> dict:
         ray.shutdown()
 
     print(f"(2) DNAS, {space.name} ×{recipe.space.width} at {space.doc['input']['size']}², {config.mode}, "
-          f"{len(data.train)} training images, global batch {config.batch_size}: {workers} workers vs 1 "
+          f"{len(data.train)} training images, global batch {config.batch_size}, {device}: {workers} workers vs 1 "
           f"(1 worker with {workers} torch threads)")
     rows = []
     for a, b in zip(one.history, many.history):
