@@ -14,6 +14,9 @@ both every batch (as DARTS does) keeps the θ part fresh with the same number of
 Every epoch is checkpointed through the run folder (weights, θ, both optimizers, the schedule, temperature,
 history, every RNG), so a killed search resumes after its last finished epoch with the same θ it would
 have had. Per-epoch θ, expected and derived cost and accuracies go to `history.json`.
+
+`run_epoch` and `train_step` are the loop of one worker and of each of N data-parallel workers
+(`nas.supernet.ddp`): given a `sync`, a worker takes its shard of every batch and averages the gradients.
 """
 from __future__ import annotations
 
