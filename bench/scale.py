@@ -8,7 +8,7 @@
     whole wall time (with the start-up). On a 2-core machine it shows the overhead of two processes and the
     all-reduce; on a multi-GPU machine, the speed-up.
 
-Run: nice -n 19 .venv/bin/python bench/scale.py [--skip-ddp] [--ddp-epochs 2] [--workers 2]
+Run: nice -n 19 .venv/bin/python bench/scale.py [--skip-ddp] [--ddp-epochs 2] [--workers 2] [--mode M]
 (`--skip-cluster` and `--skip-storage` skip parts (1) and (3), which live beside this one.)
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
-def bench_ddp(epochs: int = 2, workers: int = 2) -> dict:
+def bench_ddp(epochs: int = 2, workers: int = 2, mode: str | None = None) -> dict:
     """DNAS epoch seconds with `workers` Ray Train workers over 1 worker, the demo recipe on the same data."""
     import ray
     import torch
@@ -41,6 +41,8 @@ def bench_ddp(epochs: int = 2, workers: int = 2) -> dict:
     device = "cuda" if torch.cuda.device_count() >= workers else "cpu"
     sets = [f"strategy.epochs={epochs}", "strategy.warmup=1", f"resources.workers={workers}",
             f"resources.cpus={max(workers, os.cpu_count() or 1)}", f"train.device={device}"]
+    if mode:
+        sets.append(f"strategy.mode={mode}")
     recipe = load_recipe(ROOT / "recipes" / "fbnet.yaml", sets)
     config = config_from_recipe(recipe)
     d = recipe.data
@@ -82,9 +84,11 @@ def main() -> None:
     parser.add_argument("--skip-storage", action="store_true", help="skip (3): Optuna on PostgreSQL vs SQLite")
     parser.add_argument("--ddp-epochs", type=int, default=2, help="DNAS epochs (the first is the warm-up)")
     parser.add_argument("--workers", type=int, default=2, help="data-parallel workers against 1")
+    parser.add_argument("--mode", choices=("mixture", "single_path", "softmax"), default=None,
+                        help="supernet mode (default: the recipe's, mixture; single_path is ~10× quicker)")
     args = parser.parse_args()
     if not args.skip_ddp:
-        bench_ddp(args.ddp_epochs, args.workers)
+        bench_ddp(args.ddp_epochs, args.workers, args.mode)
 
 
 if __name__ == "__main__":
