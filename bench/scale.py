@@ -2,8 +2,10 @@
 
 (2) DNAS with 2 data-parallel workers (Ray Train, gloo on CPU, NCCL on GPU) against 1 worker (the plain
     in-process loop), on the same data and the same recipe (recipes/fbnet.yaml: FBNet space ×0.25 at 32×32,
-    digits, mixture mode, batch 128 split over the workers). The 1-worker baseline gets as many torch threads
-    as there are workers, so both use the same cores. Reported per epoch (the loop's own clock: Ray Train's
+    digits, mixture mode, batch 128 split over the workers). Each worker runs 1 torch thread; the 1-worker
+    baseline runs `--baseline-threads` (default 1: the same per-process work, so the ratio is what the
+    split and the all-reduce cost or gain; 2 threads on a loaded 2-core machine ran 13× slower than 1 in
+    our runs, from threads waiting on each other, which says nothing about DDP). Reported per epoch (the loop's own clock: Ray Train's
     start-up is not in it; the warm-up epoch trains weights only, the search epoch weights and θ) and as
     whole wall time (with the start-up). On a 2-core machine it shows the overhead of two processes and the
     all-reduce; on a multi-GPU machine, the speed-up.
@@ -25,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
-def bench_ddp(epochs: int = 2, workers: int = 2, mode: str | None = None) -> dict:
+def bench_ddp(epochs: int = 2, workers: int = 2, mode: str | None = None, baseline_threads: int = 1) -> dict:
     """DNAS epoch seconds with `workers` Ray Train workers over 1 worker, the demo recipe on the same data."""
     import ray
     import torch
@@ -49,7 +51,7 @@ def bench_ddp(epochs: int = 2, workers: int = 2, mode: str | None = None) -> dic
     data = load_dataset(d.name, size=d.size, root=d.root, val_fraction=d.val_fraction, seed=d.seed, channels=d.channels)
     space = recipe.load_space(data)
 
-    torch.set_num_threads(workers)
+    torch.set_num_threads(baseline_threads)
     began = time.perf_counter()
     one = search(space, data, config)
     one_wall = time.perf_counter() - began
@@ -65,7 +67,7 @@ def bench_ddp(epochs: int = 2, workers: int = 2, mode: str | None = None) -> dic
 
     print(f"(2) DNAS, {space.name} ×{recipe.space.width} at {space.doc['input']['size']}², {config.mode}, "
           f"{len(data.train)} training images, global batch {config.batch_size}, {device}: {workers} workers vs 1 "
-          f"(1 worker with {workers} torch threads)")
+          f"(1 worker with {baseline_threads} torch thread(s), each of the {workers} with 1)")
     rows = []
     for a, b in zip(one.history, many.history):
         ratio = b["seconds"] / a["seconds"]
@@ -84,11 +86,12 @@ def main() -> None:
     parser.add_argument("--skip-storage", action="store_true", help="skip (3): Optuna on PostgreSQL vs SQLite")
     parser.add_argument("--ddp-epochs", type=int, default=2, help="DNAS epochs (the first is the warm-up)")
     parser.add_argument("--workers", type=int, default=2, help="data-parallel workers against 1")
+    parser.add_argument("--baseline-threads", type=int, default=1, help="torch threads of the 1-worker run")
     parser.add_argument("--mode", choices=("mixture", "single_path", "softmax"), default=None,
                         help="supernet mode (default: the recipe's, mixture; single_path is ~10× quicker)")
     args = parser.parse_args()
     if not args.skip_ddp:
-        bench_ddp(args.ddp_epochs, args.workers, args.mode)
+        bench_ddp(args.ddp_epochs, args.workers, args.mode, args.baseline_threads)
 
 
 if __name__ == "__main__":
