@@ -9,9 +9,17 @@
    ask+tell and the ratio, twice: with Optuna's RandomSampler (what the storage costs) and through our TPE
    strategy (what a search pays, the sampler's own work included), on a define-by-run walk of the FBNet
    space (22 choices).
-(Part 2, DNAS epoch time with DDP workers, is added by the data-parallel work.)
+2. DNAS with 2 data-parallel workers (Ray Train, gloo on CPU, NCCL on GPU) against 1 worker (the plain
+   in-process loop), on the same data and recipe (recipes/fbnet.yaml: FBNet space ×0.25 at 32×32, digits,
+   batch 128 split over the workers). Each worker runs 1 torch thread; the 1-worker baseline runs
+   `--baseline-threads` (default 1: the same per-process work, so the ratio is what the split and the
+   all-reduce cost or gain; 2 threads on a loaded 2-core machine ran 13× slower than 1 in our runs, from
+   threads waiting on each other, which says nothing about DDP). Reported per epoch (the loop's own clock,
+   without Ray Train's start-up) and as whole wall time (with it). On 2 cores it shows the overhead of two
+   processes and the all-reduce; on a multi-GPU machine, the speed-up.
 
-Run: PYTHONPATH=.:tests .venv/bin/python bench/scale.py [--trials 8] [--asks 60] [--skip-cluster] [--skip-study]
+Run: PYTHONPATH=.:tests .venv/bin/python bench/scale.py [--trials 8] [--asks 60] [--skip-cluster] [--skip-ddp]
+     [--skip-study] [--ddp-epochs 2] [--workers 2] [--baseline-threads 1] [--mode single_path]
 """
 from __future__ import annotations
 
@@ -27,7 +35,8 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 # The clusters below use token auth; Ray reads the token once per process, at import: set it first.
 os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the real services of the tests
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # nas from this checkout; the real services of the tests
 
 from services import Postgres, RayCluster, postgres_bin  # noqa: E402
 
@@ -122,6 +131,58 @@ def storage_ms(storage: str, asks: int) -> float:
         rdb.engine.dispose()
 
 
+def part_ddp(epochs: int = 2, workers: int = 2, mode: str | None = None, baseline_threads: int = 1) -> dict:
+    """DNAS epoch seconds with `workers` Ray Train workers over 1 worker, the demo recipe on the same data."""
+    import ray
+    import torch
+
+    from nas.data import load_dataset
+    from nas.recipe import load_recipe
+    from nas.runs import RunDir
+    from nas.supernet.ddp import search_on_workers
+    from nas.supernet.dnas import search
+    from nas.supernet.strategy import config_from_recipe
+
+    # both sides on the same kind of device: CUDA only where every worker gets a GPU
+    device = "cuda" if torch.cuda.device_count() >= workers else "cpu"
+    sets = [f"strategy.epochs={epochs}", "strategy.warmup=1", f"resources.workers={workers}",
+            f"resources.cpus={max(workers, os.cpu_count() or 1)}", f"train.device={device}"]
+    if mode:
+        sets.append(f"strategy.mode={mode}")
+    recipe = load_recipe(ROOT / "recipes" / "fbnet.yaml", sets)
+    config = config_from_recipe(recipe)
+    d = recipe.data
+    data = load_dataset(d.name, size=d.size, root=d.root, val_fraction=d.val_fraction, seed=d.seed, channels=d.channels)
+    space = recipe.load_space(data)
+
+    torch.set_num_threads(baseline_threads)
+    began = time.perf_counter()
+    one = search(space, data, config)
+    one_wall = time.perf_counter() - began
+
+    ray.init(num_cpus=max(workers, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        with tempfile.TemporaryDirectory() as tmp, RunDir.create(Path(tmp) / "run", kind="search") as run:
+            began = time.perf_counter()
+            many = search_on_workers(recipe, space, data, config, run, quiet=True)
+            many_wall = time.perf_counter() - began
+    finally:
+        ray.shutdown()
+
+    print(f"(2) DNAS, {space.name} ×{recipe.space.width} at {space.doc['input']['size']}², {config.mode}, "
+          f"{len(data.train)} training images, global batch {config.batch_size}, {device}: {workers} workers vs 1 "
+          f"(1 worker with {baseline_threads} torch thread(s), each of the {workers} with 1)")
+    rows = []
+    for a, b in zip(one.history, many.history):
+        ratio = b["seconds"] / a["seconds"]
+        rows.append(ratio)
+        print(f"    epoch {a['epoch']} ({a['phase']:6s}): 1 worker {a['seconds']:7.1f} s   {workers} workers "
+              f"{b['seconds']:7.1f} s   ratio {ratio:.2f}")
+    print(f"    whole search (Ray Train start-up included): 1 worker {one_wall:.1f} s   {workers} workers "
+          f"{many_wall:.1f} s   ratio {many_wall / one_wall:.2f}")
+    return {"epoch_ratios": rows, "wall_ratio": many_wall / one_wall}
+
+
 def part_study(args) -> None:
     print(f"3. Optuna ask+tell on the FBNet space, {args.asks} trials: PostgreSQL (fsync on) vs SQLite")
     if postgres_bin() is None:
@@ -146,12 +207,20 @@ def main() -> None:
     parser.add_argument("--asks", type=int, default=60)
     parser.add_argument("--skip-cluster", action="store_true", help="skip part 1")
     parser.add_argument("--skip-study", action="store_true", help="skip part 3")
+    parser.add_argument("--skip-ddp", action="store_true", help="skip part 2")
+    parser.add_argument("--ddp-epochs", type=int, default=2, help="DNAS epochs (the first is the warm-up)")
+    parser.add_argument("--workers", type=int, default=2, help="data-parallel workers against 1")
+    parser.add_argument("--baseline-threads", type=int, default=1, help="torch threads of the 1-worker run")
+    parser.add_argument("--mode", choices=("mixture", "single_path", "softmax"), default=None,
+                        help="supernet mode of part 2 (default: the recipe's, mixture; single_path is ~10× quicker)")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)
     if not args.skip_cluster:
         part_cluster(args)
+    if not args.skip_ddp:
+        part_ddp(args.ddp_epochs, args.workers, args.mode, args.baseline_threads)
     if not args.skip_study:
         part_study(args)
 

@@ -15,7 +15,7 @@ A `Recipe` (stable shape, read by `nas.search` and `nas.supernet`):
     recipe.train: dict                   TrainConfig fields (`recipe.train_config(seed=...)` builds one)
     recipe.budget: Budget                trials (int), time_s (float | None)
     recipe.early_stop: dict | None       {"asha": {"grace": int, "reduction": float}}
-    recipe.resources: Resources          cpus (total), cpus_per_trial, gpus_per_trial, concurrency
+    recipe.resources: Resources          cpus (total), cpus_per_trial, gpus_per_trial, concurrency, workers
     recipe.ray_address: str | None       recipe.storage: str | None (Optuna storage URL; None = run folder)
     recipe.ray_storage_path: str | None  where Ray Tune writes its experiment (a folder every node reaches, or a
                                          URI Ray supports: s3://, gs://, ...; None = the run folder)
@@ -146,6 +146,7 @@ class Resources:
     cpus_per_trial: float = 1
     gpus_per_trial: float = 0
     concurrency: int = 1
+    workers: int = 1  # data-parallel workers of a DNAS supernet (Ray Train)
 
 
 @dataclass

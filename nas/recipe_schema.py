@@ -44,7 +44,7 @@ class Validator:
         objectives = self.objectives(strategy)
         train = self.train()
         seed = _int(doc, "seed", 0, minimum=0)
-        resources = self.resources()
+        resources = self.resources(strategy)
         return Recipe(
             name=name, file=self.file, doc=doc, space=self.space(), data=data, strategy=strategy,
             objectives=objectives, constraints=self.constraints(), train=train, budget=self.budget(),
@@ -248,8 +248,8 @@ class Validator:
                             "a trial trains at most train.epochs epochs")
         return {"asha": {"grace": grace, "reduction": reduction}}
 
-    def resources(self) -> Resources:
-        sec = self.section("resources", None, ("cpus", "cpus_per_trial", "gpus_per_trial", "concurrency"))
+    def resources(self, strategy: StrategySection) -> Resources:
+        sec = self.section("resources", None, ("cpus", "cpus_per_trial", "gpus_per_trial", "concurrency", "workers"))
         cpus = _int(sec, "cpus", os.cpu_count() or 1, minimum=1)
         per_trial = _number(sec, "cpus_per_trial", 1.0, positive=True)
         gpus = _number(sec, "gpus_per_trial", 0.0, minimum=0.0)
@@ -259,7 +259,19 @@ class Validator:
             raise SpecError(f"a trial needs {per_trial} CPUs but the local Ray has {cpus}",
                             _loc(sec, "cpus_per_trial"), "lower resources.cpus_per_trial or raise resources.cpus")
         return Resources(cpus, int(per_trial) if float(per_trial).is_integer() else per_trial,
-                         int(gpus) if float(gpus).is_integer() else gpus, concurrency)
+                         int(gpus) if float(gpus).is_integer() else gpus, concurrency,
+                         self.workers(sec, strategy, cpus))
+
+    def workers(self, sec: PosDict, strategy: StrategySection, cpus: int) -> int:
+        """Data-parallel workers of a DNAS supernet (Ray Train), one CPU (or GPU) each."""
+        workers = _int(sec, "workers", 1, minimum=1)
+        if workers > 1 and strategy.name != "dnas":
+            raise SpecError(f"resources.workers is for strategy dnas, not {strategy.name}", _loc(sec, "workers"),
+                            "a multi-trial search runs trials side by side: use resources.concurrency")
+        if workers > cpus and "address" not in self.doc.get("ray", {}):
+            raise SpecError(f"{workers} workers need {workers} CPUs but the local Ray has {cpus}",
+                            _loc(sec, "workers"), "lower resources.workers or raise resources.cpus")
+        return workers
 
     def ray(self) -> str | None:
         sec = self.section("ray", "address", RAY_KEYS)

@@ -24,7 +24,7 @@ def _search(args) -> int:
                             "resume a folder that `nas search` wrote")
         recipe = load_recipe(saved)
         cluster = _cluster(recipe, args.address)
-        prepared = _prepare(recipe)
+        prepared = _prepare(recipe, args.address)
         with cluster:
             return _run(args, recipe, prepared, RunDir.create(args.resume, kind="search", resume=True))
     else:
@@ -33,7 +33,7 @@ def _search(args) -> int:
         recipe = load_recipe(args.recipe, args.sets)
         out = args.output or f"runs/{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         cluster = _cluster(recipe, args.address)
-        prepared = _prepare(recipe)
+        prepared = _prepare(recipe, args.address)
         with cluster:
             return _run(args, recipe, prepared, RunDir.create(out, kind="search", overwrite=args.overwrite))
 
@@ -46,7 +46,11 @@ def _run(args, recipe, prepared, run) -> int:
 
             if not args.resume:
                 run.write_text("recipe.yaml", recipe.to_yaml())
-            summary = run_dnas(recipe, run, quiet=args.quiet)
+            try:
+                summary = run_dnas(recipe, run, quiet=args.quiet, address=args.address)
+            finally:
+                if prepared is not None:  # the Ray that _prepare started for the workers
+                    prepared.close()
             if not args.quiet:
                 print(format_summary(summary, run.path))
             return 0
@@ -61,7 +65,7 @@ def _run(args, recipe, prepared, run) -> int:
 
 def _cluster(recipe, address):
     """Ray, to be joined before the run folder is made (a bad address leaves nothing behind); a malformed or
-    unreachable address fails here at once, before the data loads. DNAS starts its own."""
+    unreachable address fails here at once, before the data loads. DNAS joins in `_prepare` (its workers)."""
     from contextlib import nullcontext
 
     if recipe.strategy.name == "dnas":
@@ -74,10 +78,15 @@ def _cluster(recipe, address):
     return ray_connection(address or recipe.ray_address, recipe.resources, where)
 
 
-def _prepare(recipe):
-    """Every user error of a multi-trial recipe surfaces before the run folder is made."""
+def _prepare(recipe, address: str | None = None):
+    """Every user error of a multi-trial recipe surfaces before the run folder is made; so does a DNAS
+    worker count the Ray cluster cannot hold (its Ray stays up for the search: close it after)."""
     if recipe.strategy.name == "dnas":
-        return None
+        if recipe.resources.workers == 1:
+            return None
+        from nas.supernet.ddp import connect
+
+        return connect(recipe, address)
     from nas.search.runner import prepare
 
     return prepare(recipe)

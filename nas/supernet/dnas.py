@@ -14,6 +14,9 @@ both every batch (as DARTS does) keeps the θ part fresh with the same number of
 Every epoch is checkpointed through the run folder (weights, θ, both optimizers, the schedule, temperature,
 history, every RNG), so a killed search resumes after its last finished epoch with the same θ it would
 have had. Per-epoch θ, expected and derived cost and accuracies go to `history.json`.
+
+`run_epoch` and `train_step` are the loop of one worker and of each of N data-parallel workers
+(`nas.supernet.ddp`): given a `sync`, a worker takes its shard of every batch and averages the gradients.
 """
 from __future__ import annotations
 
@@ -109,11 +112,56 @@ def theta_loss(ce: torch.Tensor, cost: torch.Tensor | None, config: DnasConfig) 
     return ce * config.alpha * torch.log(cost * cost_scale(config.cost)).pow(config.beta)
 
 
-def search(space: Space, data: Dataset, config: DnasConfig, run=None, resume: bool = False,
-           on_step: Callable[[int, int, int], None] | None = None,
-           on_epoch: Callable[[dict], None] | None = None) -> SearchResult:
-    """Run the bi-level search; with `run` (a `nas.runs.RunDir`), checkpoint each epoch and allow `resume`."""
-    device = pick_device(config.device)
+@dataclass
+class Loop:
+    """Everything one epoch of the bi-level loop reads and updates: the same on 1 worker and on each of N."""
+
+    config: DnasConfig
+    net: Supernet
+    expected: ExpectedCost | None
+    device: torch.device
+    w_part: Split
+    a_part: Split
+    w_opt: torch.optim.Optimizer
+    a_opt: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    w_gen: torch.Generator
+    a_gen: torch.Generator
+    noise: torch.Generator | None = None  # the Gumbel noise's own stream (N workers); None: torch's global RNG
+    history: list[dict] = field(default_factory=list)
+    start: int = 0
+
+    @property
+    def steps(self) -> int:
+        return math.ceil(len(self.w_part) / self.config.batch_size)
+
+    def stateful(self) -> dict:
+        return {"weights": self.net.net, "theta": self.net.arch, "w_opt": self.w_opt, "a_opt": self.a_opt,
+                "scheduler": self.scheduler}
+
+    def state(self, epoch: int) -> dict:
+        """The checkpoint after `epoch` finished epochs."""
+        state = {key: obj.state_dict() for key, obj in self.stateful().items()} | {
+            "epoch": epoch, "temperature": self.net.temperature, "history": [json.dumps(h) for h in self.history],
+            "rng": _rng_state(self.w_gen), "theta_generator": self.a_gen.get_state()}
+        if self.noise is not None:
+            state["noise_generator"] = self.noise.get_state()
+        return state
+
+    def restore(self, state: dict) -> None:
+        for key, obj in self.stateful().items():
+            obj.load_state_dict(state[key])
+        self.history = [json.loads(h) for h in state["history"]]
+        self.start = state["epoch"]
+        _restore_rng(state["rng"], self.w_gen)
+        self.a_gen.set_state(state["theta_generator"])
+        if self.noise is not None and "noise_generator" in state:
+            self.noise.set_state(state["noise_generator"])
+
+
+def make_loop(space: Space, data: Dataset, config: DnasConfig, device: torch.device,
+              noise: torch.Generator | None = None) -> Loop:
+    """Seed, build the supernet, split the data, make the optimizers (in this order: it fixes the RNG streams)."""
     seed_everything(config.seed)
     w_gen = torch.Generator().manual_seed(config.seed)
     a_gen = torch.Generator().manual_seed(config.seed + 1)
@@ -127,70 +175,120 @@ def search(space: Space, data: Dataset, config: DnasConfig, run=None, resume: bo
     scheduler = torch.optim.lr_scheduler.LambdaLR(w_opt, _schedule(schedule, steps))
     a_opt = torch.optim.Adam(net.arch.parameters(), lr=config.theta_lr, betas=tuple(config.theta_betas),
                              weight_decay=config.theta_weight_decay)
-    stateful = {"weights": net.net, "theta": net.arch, "w_opt": w_opt, "a_opt": a_opt, "scheduler": scheduler}
-    history: list[dict] = []
-    start = 0
+    return Loop(config, net, expected, device, w_part, a_part, w_opt, a_opt, scheduler, w_gen, a_gen, noise)
+
+
+def search(space: Space, data: Dataset, config: DnasConfig, run=None, resume: bool = False,
+           on_step: Callable[[int, int, int], None] | None = None,
+           on_epoch: Callable[[dict], None] | None = None) -> SearchResult:
+    """Run the bi-level search on this process; with `run` (a `nas.runs.RunDir`), checkpoint each epoch and
+    allow `resume`. (`resources: {workers: N}` runs the same epochs on N workers: `nas.supernet.ddp`.)"""
+    loop = make_loop(space, data, config, pick_device(config.device))
     if resume:
-        state = load_search_state(run)
-        for key, obj in stateful.items():
-            obj.load_state_dict(state[key])
-        history = [json.loads(h) for h in state["history"]]
-        start = state["epoch"]
-        _restore_rng(state["rng"], w_gen)
-        a_gen.set_state(state["theta_generator"])
-    ce = nn.CrossEntropyLoss()
-    for epoch in range(start, config.epochs):
-        net.temperature = config.temperature * config.temperature_decay ** epoch
-        searching = epoch >= config.warmup
-        net.train()
-        began = time.perf_counter()
-        sums = {"train_loss": 0.0, "train_correct": 0, "theta_loss": 0.0, "theta_correct": 0, "seen": 0, "a_seen": 0}
-        a_batches = iter(())
-        for step, (x, y) in enumerate(batches(w_part, config.batch_size, shuffle=True, generator=w_gen)):
-            x, y = x.to(device), y.to(device)
-            logits = net(x)
-            loss = ce(logits, y)
-            w_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                nn.utils.clip_grad_norm_(net.weights(), config.grad_clip)
-            w_opt.step()
-            scheduler.step()
-            sums["train_loss"] += loss.item() * len(y)
-            sums["train_correct"] += int((logits.argmax(1) == y).sum())
-            sums["seen"] += len(y)
-            if searching:
-                try:
-                    xa, ya = next(a_batches)
-                except StopIteration:
-                    a_batches = iter(batches(a_part, config.batch_size, shuffle=True, generator=a_gen))
-                    xa, ya = next(a_batches)
-                xa, ya = xa.to(device), ya.to(device)
-                logits_a = net(xa)
-                ce_a = ce(logits_a, ya)
-                cost = expected(net.arch.probs()) if config.uses_cost else None
-                loss_a = theta_loss(ce_a, cost, config)
-                a_opt.zero_grad(set_to_none=True)
-                loss_a.backward()
-                a_opt.step()
-                sums["theta_loss"] += loss_a.item() * len(ya)
-                sums["theta_correct"] += int((logits_a.argmax(1) == ya).sum())
-                sums["a_seen"] += len(ya)
-            if on_step:
-                on_step(epoch, step + 1, steps)
-        record = _epoch_record(net, expected, data, config, epoch, searching, sums, time.perf_counter() - began)
-        if not math.isfinite(record["train_loss"]):
-            raise SpecError(f"the search diverged at epoch {epoch + 1} (loss {record['train_loss']})",
-                            hint="lower strategy.lr or raise strategy.warmup")
-        history.append(record)
+        loop.restore(load_search_state(run))
+    for epoch in range(loop.start, config.epochs):
+        sums = run_epoch(loop, epoch, on_step)
+        record = epoch_record(loop, data, epoch, sums)
+        loop.history.append(record)
         if run is not None:
-            run.save_torch(CHECKPOINT, {key: obj.state_dict() for key, obj in stateful.items()} | {
-                "epoch": epoch + 1, "temperature": net.temperature, "history": [json.dumps(h) for h in history],
-                "rng": _rng_state(w_gen), "theta_generator": a_gen.get_state()})
-            run.write_json(HISTORY, history)
+            run.save_torch(CHECKPOINT, loop.state(epoch + 1))
+            run.write_json(HISTORY, loop.history)
         if on_epoch:
             on_epoch(record)
-    return SearchResult(net, history, expected)
+    return SearchResult(loop.net, loop.history, loop.expected)
+
+
+def run_epoch(loop: Loop, epoch: int, on_step: Callable[[int, int, int], None] | None = None,
+              sync=None) -> dict:
+    """One epoch: weight steps on the weights part, each followed (after the warm-up) by a θ step on the θ
+    part. With `sync` (`nas.supernet.allreduce.WorkerSync`) this process is one of N workers: it takes its
+    shard of every batch and the gradients are averaged over the workers before each optimizer step."""
+    config, net = loop.config, loop.net
+    net.temperature = config.temperature * config.temperature_decay ** epoch
+    searching = epoch >= config.warmup
+    net.train()
+    began = time.perf_counter()
+    sums = {"train_loss": 0.0, "train_correct": 0, "theta_loss": 0.0, "theta_correct": 0, "seen": 0, "a_seen": 0}
+    a_batches = iter(())
+    for step, batch in enumerate(batches(loop.w_part, config.batch_size, shuffle=True, generator=loop.w_gen)):
+        theta_batch = None
+        if searching:
+            try:
+                theta_batch = next(a_batches)
+            except StopIteration:
+                a_batches = iter(batches(loop.a_part, config.batch_size, shuffle=True, generator=loop.a_gen))
+                theta_batch = next(a_batches)
+        train_step(loop, batch, theta_batch, sums, sync)
+        if on_step:
+            on_step(epoch, step + 1, loop.steps)
+    sums["seconds"] = time.perf_counter() - began
+    sums["searching"] = searching
+    if sync is not None:
+        sync.sums(sums)
+        sync.buffers(net)
+    if not math.isfinite(sums["train_loss"]):  # every worker sees the same sums, so all of them stop
+        raise SpecError(f"the search diverged at epoch {epoch + 1} (loss {sums['train_loss'] / max(1, sums['seen'])})",
+                        hint="lower strategy.lr or raise strategy.warmup")
+    return sums
+
+
+_ce = nn.CrossEntropyLoss()
+
+
+def train_step(loop: Loop, batch: tuple, theta_batch: tuple | None, sums: dict, sync=None) -> None:
+    """One weight step and, given `theta_batch`, one θ step: the per-step code of 1 worker and of N.
+
+    On N workers each takes its shard of both (global) batches; the Gumbel noise comes from `loop.noise`,
+    the same stream on every worker, so all of them run the same sampled architecture and the averaged
+    gradient is that of 1 worker on the whole batch."""
+    config, net = loop.config, loop.net
+    count = _backward(loop, batch, loop.w_opt, sums, ("train_loss", "train_correct", "seen"), sync)
+    if sync is not None:
+        sync.gradients(net.weights(), count)
+    if config.grad_clip:
+        nn.utils.clip_grad_norm_(net.weights(), config.grad_clip)
+    loop.w_opt.step()
+    loop.scheduler.step()
+    if theta_batch is None:
+        return
+
+    def objective(ce: torch.Tensor) -> torch.Tensor:
+        return theta_loss(ce, loop.expected(net.arch.probs()) if config.uses_cost else None, config)
+
+    count = _backward(loop, theta_batch, loop.a_opt, sums, ("theta_loss", "theta_correct", "a_seen"), sync, objective)
+    if sync is not None:
+        sync.gradients(list(net.arch.parameters()), count)
+    loop.a_opt.step()
+
+
+def _backward(loop: Loop, batch: tuple, optimizer: torch.optim.Optimizer, sums: dict, keys: tuple[str, str, str],
+              sync, objective: Callable[[torch.Tensor], torch.Tensor] | None = None) -> int:
+    """Clear `optimizer`'s gradients and backpropagate the loss of this worker's shard of `batch` through one
+    sampled architecture; add the loss, hits and count to `sums`; return the shard's size."""
+    net = loop.net
+    x, y = _shard(batch, sync)
+    sample = net.draw(loop.noise)  # drawn even for an empty shard: the noise streams of the workers stay together
+    optimizer.zero_grad(set_to_none=True)
+    if not len(y):  # a last batch smaller than the number of workers: this one adds nothing
+        return 0
+    x, y = x.to(loop.device), y.to(loop.device)
+    logits = net(x, sample)
+    loss = _ce(logits, y)
+    if objective is not None:
+        loss = objective(loss)
+    loss.backward()
+    loss_key, correct_key, seen_key = keys
+    sums[loss_key] += loss.item() * len(y)
+    sums[correct_key] += int((logits.argmax(1) == y).sum())
+    sums[seen_key] += len(y)
+    return len(y)
+
+
+def _shard(batch: tuple, sync) -> tuple:
+    """This worker's contiguous share of a global batch (the whole batch on 1 worker)."""
+    if sync is None or sync.world == 1:
+        return batch
+    return tuple(t.tensor_split(sync.world)[sync.rank] for t in batch)
 
 
 def load_search_state(run) -> dict:
@@ -223,11 +321,11 @@ def accuracy(net: Supernet, split: Split, sample: Sample, batch_size: int = 256)
     return correct / max(1, len(split))
 
 
-def _epoch_record(net: Supernet, expected: ExpectedCost | None, data: Dataset, config: DnasConfig, epoch: int,
-                  searching: bool, sums: dict, seconds: float) -> dict:
+def epoch_record(loop: Loop, data: Dataset, epoch: int, sums: dict) -> dict:
+    net, expected, config = loop.net, loop.expected, loop.config
     assignment = argmax_assignment(net)
-    record = {
-        "epoch": epoch + 1, "phase": "search" if searching else "warmup", "temperature": net.temperature,
+    return {
+        "epoch": epoch + 1, "phase": "search" if sums["searching"] else "warmup", "temperature": net.temperature,
         "train_loss": sums["train_loss"] / max(1, sums["seen"]), "train_acc": sums["train_correct"] / max(1, sums["seen"]),
         "theta_loss": sums["theta_loss"] / sums["a_seen"] if sums["a_seen"] else None,
         "theta_acc": sums["theta_correct"] / sums["a_seen"] if sums["a_seen"] else None,
@@ -236,8 +334,5 @@ def _epoch_record(net: Supernet, expected: ExpectedCost | None, data: Dataset, c
         else None,
         "cost_metric": config.cost,
         "derived_cost": expected.exact(assignment) if expected is not None else None,
-        "derived": assignment, "theta": net.arch.as_json(), "seconds": seconds,
+        "derived": assignment, "theta": net.arch.as_json(), "seconds": sums["seconds"],
     }
-    return record
-
-

@@ -61,7 +61,9 @@ class ArchParams(nn.Module):
     def as_json(self) -> dict[str, dict[str, float]]:
         return {n: dict(zip(self.options[n], self[n].detach().tolist())) for n in self.options}
 
-    def sample(self, mode: str, temperature: float = 1.0) -> Sample:
+    def sample(self, mode: str, temperature: float = 1.0, generator: torch.Generator | None = None) -> Sample:
+        """Draw the weights of one forward pass; the Gumbel noise comes from `generator` (a CPU generator, the
+        same stream on every data-parallel worker) or, without one, from torch's global RNG."""
         if mode == "softmax":
             return Sample(self.probs())
         if mode not in ("mixture", "single_path"):
@@ -69,7 +71,10 @@ class ArchParams(nn.Module):
         weights, index = {}, {} if mode == "single_path" else None
         for name in self.options:
             logits = self[name]
-            gumbel = -torch.empty_like(logits).exponential_().log()
+            if generator is None:
+                gumbel = -torch.empty_like(logits).exponential_().log()
+            else:
+                gumbel = -torch.empty(logits.shape).exponential_(generator=generator).log().to(logits)
             soft = F.softmax((logits + gumbel) / temperature, -1)
             if index is None:
                 weights[name] = soft

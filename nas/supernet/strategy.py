@@ -74,8 +74,10 @@ def config_from_recipe(recipe) -> DnasConfig:
                       device=recipe.train.get("device", "auto"))
 
 
-def run_dnas(recipe, run, *, quiet: bool = False) -> dict:
-    """Search, derive, retrain (when asked) and summarize into the run folder; returns the summary."""
+def run_dnas(recipe, run, *, quiet: bool = False, address: str | None = None) -> dict:
+    """Search, derive, retrain (when asked) and summarize into the run folder; returns the summary.
+    `resources: {workers: N > 1}` trains the supernet on N Ray Train workers (at `address`, else ray.address,
+    else a local Ray)."""
     from nas.data import load_dataset
     from nas.supernet.derive import argmax_assignment, sample_assignments
 
@@ -86,10 +88,15 @@ def run_dnas(recipe, run, *, quiet: bool = False) -> dict:
     if not space.choices():
         raise SpecError(f"space '{space.name}' has no choices: there is nothing to search", recipe.where("space"),
                         "use a search space (e.g. fbnet, darts, mobilenetv3)")
-    resume = (run.path / CHECKPOINT).is_file()
     began = time.perf_counter()
-    with _progress(quiet, config.epochs) as progress:
-        result = search(space, data, config, run=run, resume=resume, on_step=progress)
+    if recipe.resources.workers > 1:  # data-parallel on Ray Train
+        from nas.supernet.ddp import search_on_workers
+
+        result = search_on_workers(recipe, space, data, config, run, address=address, quiet=quiet)
+    else:
+        resume = (run.path / CHECKPOINT).is_file()
+        with _progress(quiet, config.epochs) as progress:
+            result = search(space, data, config, run=run, resume=resume, on_step=progress)
     net, expected = result.supernet, result.expected
     best = argmax_assignment(net)
     summary = {"recipe": recipe.name, "strategy": "dnas", "mode": config.mode, "loss": config.loss,

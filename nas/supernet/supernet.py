@@ -45,8 +45,8 @@ class Supernet(nn.Module):
     def weights(self) -> list[nn.Parameter]:
         return list(self.net.parameters())
 
-    def draw(self) -> Sample:
-        return self.arch.sample(self.mode, self.temperature)
+    def draw(self, generator: torch.Generator | None = None) -> Sample:
+        return self.arch.sample(self.mode, self.temperature, generator)
 
     def forward(self, x: torch.Tensor, sample: Sample | None = None) -> torch.Tensor:
         return self.net(x, sample if sample is not None else self.draw())
