@@ -1,5 +1,6 @@
 """`nas show`, `nas count`, `nas --version`: what a user sees."""
 import json
+import os
 import subprocess
 import sys
 
@@ -64,3 +65,17 @@ def test_the_params_nas_show_prints_are_op_params():
     assert all(any(name in op.params for op in OPS.values()) for name in SHOWN_PARAMS)
     assert shown_params({"op": "ir", "k": 3, "e": 1, "s": 1, "se": 0, "act": "relu6", "groups": 1}) == [
         ("k", 3), ("e", 1), ("s", 1), ("act", "relu6")]
+
+
+def test_single_file_writers_never_replace_what_is_not_a_regular_file(tmp_path, capsys):
+    """`nas scale --py` and `-o` write through a rename; run as root, a rename over /dev/zero replaced the
+    device with a file (it happened). A named pipe stands for a device here: refused in one line, left as is."""
+    target = tmp_path / "target"
+    os.mkfifo(target)
+    for args in (["scale", "--base", "b0", "--phi", "1", "--py", str(target)],
+                 ["scale", "--base", "b0", "--phi", "1", "-o", str(target)]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "not a regular file" in err and len(err.strip().splitlines()) == 1
+        assert target.is_fifo()
+    assert not (tmp_path / "target.tmp").exists()

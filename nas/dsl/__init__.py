@@ -37,6 +37,10 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     it half-written; file-system errors are one-line SpecErrors."""
     folder = os.path.dirname(os.fspath(path))
     tmp = f"{os.fspath(path)}.tmp"
+    if os.path.exists(path) and not os.path.isfile(path):
+        # the rename would replace it: a device such as /dev/null (as root), a pipe, a folder
+        raise SpecError("not a regular file: refusing to replace it", Location(os.fspath(path)),
+                        "write to a file path (an existing file is replaced)")
     try:
         if folder:
             os.makedirs(folder, exist_ok=True)
