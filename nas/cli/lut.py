@@ -5,11 +5,10 @@ from nas.cli._args import integer, positive_int
 
 
 def _lut(args) -> int:
-    from nas.cli.show import _load
     from nas.cost.latency import Timing
     from nas.cost.lut_file import build_lut, write_lut
 
-    space = _load(args)
+    space = _space(args)
     timing = Timing(args.device, threads=args.threads, batch=args.batch, warmup=args.warmup, repeats=args.repeats,
                     statistic=args.statistic, clock=args.clock, copies=args.copies)
     data = build_lut(space, timing)
@@ -23,6 +22,26 @@ def _lut(args) -> int:
     return 0
 
 
+def _space(args):
+    """SPACE (as `nas show` reads it), or the space a recipe searches (its transforms, its data's shape)."""
+    from nas.cli.show import _load
+    from nas.dsl.errors import SpecError
+
+    if (args.file is None) == (args.recipe is None):
+        raise SpecError("give a SPACE or --recipe RECIPE (one of them)", "nas lut", "e.g. nas lut fbnet -o lut.json")
+    if args.file is not None:
+        return _load(args)
+    if args.input_size:
+        raise SpecError("--input-size does not go with --recipe", "nas lut", "the recipe sets the input size")
+    from nas.data import load_dataset
+    from nas.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe)
+    d = recipe.data
+    return recipe.load_space(load_dataset(d.name, size=d.size, root=d.root, val_fraction=d.val_fraction,
+                                          seed=d.seed, channels=d.channels))
+
+
 def register(sub) -> None:
     from nas.cli.show import _device
     from nas.cost.latency import CLOCKS, STATISTICS
@@ -32,7 +51,8 @@ def register(sub) -> None:
                                      "(warm-up, then the median of --repeats runs, threads fixed), plus the "
                                      "layers no choice touches, and write a JSON table keyed by the machine's "
                                      "fingerprint and the space's content hash. SPACE is a file or a zoo name.")
-    lut.add_argument("file", metavar="SPACE")
+    lut.add_argument("file", metavar="SPACE", nargs="?")
+    lut.add_argument("--recipe", metavar="RECIPE", help="measure the space this recipe searches (for its lut: key)")
     lut.add_argument("-o", "--output", required=True, metavar="LUT.json", help="where to write the table")
     lut.add_argument("--device", type=_device, default="cpu", help="cpu or cuda (default cpu)")
     lut.add_argument("--input-size", type=positive_int("--input-size"), metavar="N", help="override the input resolution")

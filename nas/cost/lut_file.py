@@ -47,11 +47,13 @@ def units_digest(units: Iterable[Unit]) -> str:
 
 def build_lut(space: Space, timing: Timing) -> dict:
     """Time every (choice, option) entry of the space's cost table, and its fixed part, on this machine."""
-    table = CostTable(space, latency_device=timing)
-    if any(term.key is not None for term in table.terms):
+    from nas.cost.lut import _cell_terms
+
+    if space.is_cell and any(term.key is not None for term in _cell_terms(space)):  # before timing anything
         raise SpecError(f"space '{space.name}' has cells that choose their inputs: their cost terms depend on "
                         "which cells stay live, which a per-choice latency table cannot list", space.file,
                         "measure block spaces (fbnet, mobilenetv3, proxyless, mnasnet) or cells with fixed inputs")
+    table = CostTable(space, latency_device=timing)
     terms = []
     for term in table.terms:
         entries, paths = [], set()
@@ -114,7 +116,13 @@ class LatencyTable:
     def check_machine(self, device: str | None = None, threads: int | None = None, batch: int | None = None) -> None:
         """Refuse a table measured on another processor or torch, or (when given) other threads or batch."""
         fp = self.fingerprint
-        here = machine_fingerprint(device or fp["device"], threads or fp["threads"], batch or fp["batch"])
+        try:
+            here = machine_fingerprint(device or fp["device"], threads or fp["threads"], batch or fp["batch"])
+        except SpecError:
+            if device:  # the user's own --device is what this machine lacks
+                raise
+            raise SpecError(f"latency table measured with device {fp['device']!r} ({fp.get('gpu') or fp.get('cpu')}), "
+                            "which this machine lacks", self.file, RERUN) from None
         for key in MACHINE_KEYS + ("threads", "batch"):
             if fp.get(key) != here[key]:
                 raise SpecError(f"latency table measured with {key} {fp.get(key)!r}, this run has {here[key]!r}",
