@@ -95,7 +95,8 @@ def _against_lut(args, space, arch, cost) -> tuple[str, dict]:
         table.check_space(space)
     plan = arch.plan()
     predicted = table.latency_of(plan.units(), arch.name)
-    timing = replace(table.timing, copies=1)  # a whole network is cache-cold by itself
+    # a whole network is cache-cold by itself; --device cuda:N picks the card (check_machine saw it is the same)
+    timing = replace(table.timing, copies=1, device=args.device or table.timing.device)
     measured = time_forward([build(arch)], plan.input_shape, timing)
     fp = table.fingerprint
     return (f"latency: table {predicted:.3f} ms (sum of {args.lut}), measured {measured:.3f} ms end to end "
