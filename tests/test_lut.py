@@ -181,6 +181,12 @@ def test_bad_lut_arguments_are_one_line_errors(tiny, tmp_path, capsys):
     _refused(capsys, ["lut", "-o", out], "SPACE or --recipe")
     _refused(capsys, ["lut", "darts", "--input-size", "8", "-o", out], "choose their inputs")
     assert not (tmp_path / "x.json").exists()
+    import os
+    import stat
+
+    os.mkfifo(tmp_path / "pipe")  # stands for /dev/null: an output that is no regular file is never replaced
+    _refused(capsys, ["lut", str(space_file), "-o", str(tmp_path / "pipe"), *FAST], "not a regular file")
+    assert stat.S_ISFIFO(os.stat(tmp_path / "pipe").st_mode)
 
 
 def _recipe(space_file, lut, cost="latency") -> str:

@@ -1,13 +1,19 @@
 """`nas lut`: time every (choice, option) of a space on this machine and write the latency table."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from nas.cli._args import integer, positive_int
+from nas.dsl.errors import SpecError
 
 
 def _lut(args) -> int:
     from nas.cost.latency import Timing
     from nas.cost.lut_file import build_lut, write_lut
 
+    out = Path(args.output)
+    if out.exists() and not out.is_file():  # never replace a folder, a pipe or a device such as /dev/null
+        raise SpecError(f"{args.output} is not a regular file", "-o", "name a new or existing .json file")
     space = _space(args)
     timing = Timing(args.device, threads=args.threads, batch=args.batch, warmup=args.warmup, repeats=args.repeats,
                     statistic=args.statistic, clock=args.clock, copies=args.copies)
@@ -25,7 +31,6 @@ def _lut(args) -> int:
 def _space(args):
     """SPACE (as `nas show` reads it), or the space a recipe searches (its transforms, its data's shape)."""
     from nas.cli.show import _load
-    from nas.dsl.errors import SpecError
 
     if (args.file is None) == (args.recipe is None):
         raise SpecError("give a SPACE or --recipe RECIPE (one of them)", "nas lut", "e.g. nas lut fbnet -o lut.json")

@@ -90,6 +90,8 @@ class LatencyTable:
     @classmethod
     def load(cls, path: str | Path) -> "LatencyTable":
         file = str(path)
+        if Path(path).exists() and not Path(path).is_file():  # a folder, a device, a pipe: never read forever
+            raise SpecError("a latency table must be a regular file", file, "write one with: nas lut SPACE -o lut.json")
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
