@@ -214,3 +214,17 @@ def test_dnas_recipe_takes_the_table_and_refuses_one_that_does_not_fit(tiny, tmp
         config_from_recipe(loads_recipe(_recipe(space_file, other_machine), "r.yaml"))
     with pytest.raises(SpecError, match="another space"):
         make_supernet(space.with_input(size=24), config)
+
+
+def test_cost_latency_without_a_table_times_the_ops_here(tiny):
+    """Without lut:, cost: latency measures the space's ops on the search device (it used to stop with an
+    internal error: the cost table had no latency)."""
+    from nas.supernet.dnas import DnasConfig, make_supernet
+
+    space = nas.load(tiny[0])
+    _, expected = make_supernet(space, DnasConfig(cost="latency", device="cpu"))
+    table = expected.table
+    picks = space.sample(2)
+    assert expected.exact(picks) > 0
+    assert expected.exact(picks) == pytest.approx(
+        table.fixed.latency_ms + sum(t.table[t.key_of(picks)].latency_ms for t in table.terms))
