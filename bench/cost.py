@@ -66,22 +66,21 @@ def main() -> None:
 
 
 def latency_agreement(space, samples, device: str) -> None:
-    """FBNet's premise: the sum of per-op latencies ranks architectures like their measured latency."""
-    import numpy as np
+    """FBNet's premise: the sum of per-op latencies ranks architectures like their measured latency.
+    The measurement is bench/lut.py's (which also explains the settings); this is its quick form."""
+    import sys
 
-    from nas.cost.latency import measure_latency
+    sys.path.insert(0, str(ROOT / "bench"))
+    from lut import agreement
 
-    table = CostTable(space, latency_device=device)
-    predicted = np.array([table.estimate(a).latency_ms for a in samples])
-    measured = []
-    for picks in samples:
-        arch = space.resolve(picks)
-        measured.append(measure_latency(nas.build(arch), arch.plan().input_shape, device))
-    measured = np.array(measured)
-    ranks = lambda v: np.argsort(np.argsort(v))  # noqa: E731
-    spearman = np.corrcoef(ranks(predicted), ranks(measured))[0, 1]
+    from nas.cost.latency import Timing
+    from nas.cost.lut_file import LatencyTable, build_lut
+
+    timing = Timing(device, threads=torch.get_num_threads(), warmup=8, repeats=30, copies=8)
+    result = agreement(space, samples, LatencyTable(build_lut(space, timing), "<measured>"), rounds=30)
     print(f"latency on {device} over {len(samples)} architectures: Spearman rank correlation table vs "
-          f"measured {spearman:.3f}, mean measured / table {np.mean(measured / predicted):.2f}")
+          f"measured {result['spearman']:.3f}, mean relative error {result['mean_rel_error']:.1%}, "
+          f"mean measured / table {result['ratio']:.2f} (bench/lut.py for the full measurement)")
 
 
 if __name__ == "__main__":

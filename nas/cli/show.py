@@ -88,9 +88,12 @@ def _count(args) -> int:
 
     space = _load(args)
     arch = _arch(space, args.sample)
+    if args.lut is None and (args.threads or args.batch):
+        raise SpecError("--threads and --batch go with --lut", "nas count", "add --lut LUT.json")
     cost = count_arch(arch, latency=args.latency, device=args.device)
+    table_line, table_fields = _against_lut(args, space, arch, cost) if args.lut else (None, {})
     if args.json:
-        print(json.dumps(cost.as_dict()))
+        print(json.dumps(dict(cost.as_dict(), **table_fields)))
         return 0
     c, h, w = cost.input_shape
     line = f"{cost.name} @ {c}×{h}×{w}: params {cost.total.params:,} ({human(cost.total.params)}), " \
@@ -98,7 +101,34 @@ def _count(args) -> int:
     if cost.total.latency_ms is not None:
         line += f", latency {cost.total.latency_ms:.2f} ms (median, batch 1, {args.device or 'auto'})"
     print(line)
+    if table_line:
+        print(table_line)
     return 0
+
+
+def _against_lut(args, space, arch, cost) -> tuple[str, dict]:
+    """Price `arch` from the table and time it end to end with the table's settings: the line to print and
+    the fields for --json."""
+    from dataclasses import replace
+
+    from nas.builder import build
+    from nas.cost.latency import time_forward
+    from nas.cost.lut_file import LatencyTable
+
+    table = LatencyTable.load(args.lut)
+    table.check_machine(args.device, args.threads, args.batch)
+    if space.choices():  # a space and --sample: the same space document, then the same op instances
+        table.check_space(space)
+    plan = arch.plan()
+    predicted = table.latency_of(plan.units(), arch.name)
+    # a whole network is cache-cold by itself; --device cuda:N picks the card (check_machine saw it is the same)
+    timing = replace(table.timing, copies=1, device=args.device or table.timing.device)
+    measured = time_forward([build(arch)], plan.input_shape, timing)
+    fp = table.fingerprint
+    return (f"latency: table {predicted:.3f} ms (sum of {args.lut}), measured {measured:.3f} ms end to end "
+            f"({timing.statistic} of {timing.repeats}, {fp['device']}, {fp['threads']} thread(s), batch "
+            f"{fp['batch']}, {timing.clock} clock); measured / table {measured / predicted:.2f}",
+            {"lut_ms": predicted, "measured_ms": measured, "lut": args.lut, "timing": timing.as_dict()})
 
 
 def _device(text: str) -> str:
@@ -134,7 +164,12 @@ def register(sub) -> None:
     count.add_argument("--sample", type=_seed, metavar="SEED", help="resolve one random architecture of the space")
     count.add_argument("--input-size", type=positive_int("--input-size"), metavar="N", help="override the input resolution")
     count.add_argument("--latency", action="store_true", help="measure latency (warm-up, median of 20 runs)")
-    count.add_argument("--device", type=_device, default="auto", help="torch device for --latency (default auto)")
+    count.add_argument("--device", type=_device, default=None,
+                       help="torch device for --latency (default auto) or --lut (default the table's)")
+    count.add_argument("--lut", metavar="LUT.json", help="also price it from a latency table (nas lut) and time it "
+                                                          "end to end with the table's settings")
+    count.add_argument("--threads", type=positive_int("--threads"), help="with --lut: must be the table's")
+    count.add_argument("--batch", type=positive_int("--batch"), help="with --lut: must be the table's")
     count.add_argument("--json", action="store_true", help="print one JSON object")
     count.set_defaults(func=_count)
 

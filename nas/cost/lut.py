@@ -128,16 +128,17 @@ def _io_key(cell: dict, assignment: Mapping[str, str]) -> tuple:
 _LATENCY: dict[tuple, float] = {}
 
 
-def _with_latency(cost: Cost, unit: Unit, device: str) -> Cost:
-    """Add the median latency of the unit's op alone at its input shape (measured once per device)."""
+def _with_latency(cost: Cost, unit: Unit, timing) -> Cost:
+    """Add the latency of the unit's op alone at its input shape (measured once per op, shape and timing)."""
     import json
 
     from nas import ops
-    from nas.cost.latency import measure_latency
+    from nas.cost.latency import time_forward
 
-    key = (json.dumps(unit.spec, sort_keys=True), unit.in_shape, str(device))
+    key = (json.dumps(unit.spec, sort_keys=True), unit.in_shape, timing)
     if key not in _LATENCY:
-        _LATENCY[key] = measure_latency(ops.make(unit.spec), unit.in_shape, device, warmup=3, runs=15)
+        copies = [ops.make(unit.spec) for _ in range(timing.copies)]
+        _LATENCY[key] = time_forward(copies, unit.in_shape, timing)
     return Cost(cost.flops, cost.params, _LATENCY[key])
 
 
@@ -145,19 +146,25 @@ class CostTable:
     """The per-choice cost table of a space (see the module docstring for the maths)."""
 
     def __init__(self, space: Space, unit_cost_fn: UnitCost | None = None, prefill: int = 64, seed: int = 0,
-                 latency_device: str | None = None):
-        """`latency_device` adds measured per-op latency (FBNet's hardware-aware table) on that device."""
+                 latency_device: Any = None):
+        """`latency_device` (a device name, or a `nas.cost.latency.Timing`) adds measured per-op latency
+        (FBNet's hardware-aware table); a bare device name times each op cache-cold, median of 15 runs."""
         self.space = space
         self._unit_cost = unit_cost_fn or (lambda u: unit_cost(u.spec, u.in_shape))
         if latency_device is not None:
+            from nas.cost.latency import Timing
+
+            timing = latency_device if isinstance(latency_device, Timing) else Timing(
+                str(latency_device), warmup=3, repeats=15, copies=8)
             counted = self._unit_cost
-            self._unit_cost = lambda u: _with_latency(counted(u), u, latency_device)
+            self._unit_cost = lambda u: _with_latency(counted(u), u, timing)
         self._choices = space.choices()
         self.terms = _cell_terms(space) if space.is_cell else _block_terms(space)
         base = self._base()
         base_plan = self._plan(base)
         covered = [u for u in base_plan.units() if any(t.units(u.path) and t.deps for t in self.terms)]
         self.fixed = Cost()
+        self.fixed_units: list[Unit] = []  # the op instances the fixed part counts
         # Terms without dependencies are constant: fold them into the fixed part once.
         constant = [t for t in self.terms if not t.deps and t.key is None]
         for unit in base_plan.units():
@@ -165,6 +172,7 @@ class CostTable:
                 continue
             if any(t.units(unit.path) for t in constant) or not any(t.units(unit.path) for t in self.terms):
                 self.fixed = self.fixed + self._unit_cost(unit)
+                self.fixed_units.append(unit)
         self.terms = [t for t in self.terms if t.deps or t.key is not None]
         for term in self.terms:
             if term.deps:
@@ -182,6 +190,11 @@ class CostTable:
             if term.units(unit.path):
                 total = total + self._unit_cost(unit)
         return total
+
+    def entry_units(self, term: Term, key: tuple) -> list[Unit]:
+        """The op instances behind `term.table[key]` (terms keyed by their choices' picks only)."""
+        keys = dict(self._base(), **dict(zip(term.deps, key)))
+        return [u for u in self._plan(keys).units() if term.units(u.path)]
 
     def _fill(self, term: Term, base: dict[str, str]) -> None:
         options = [self._choices[d].keys for d in term.deps]

@@ -50,6 +50,7 @@ class DnasConfig:
     alpha: float = 0.2
     beta: float = 0.6
     cost: str = "flops"  # flops | params | latency
+    lut: str | None = None  # with cost latency: a table written by `nas lut` instead of timing ops here
     epochs: int = 10
     warmup: int = 2
     batch_size: int = 64
@@ -86,12 +87,29 @@ def make_supernet(space: Space, config: DnasConfig) -> tuple[Supernet, ExpectedC
     if config.uses_cost and net.parametrization != "slots":
         raise SpecError("the cost-aware loss needs the slots parametrization (θ over the space's choices)",
                         hint="use cells: slots, or loss: darts")
+    table = _latency_table(space, config)  # a table that does not fit is refused even when alpha is 0
     try:
-        return net, ExpectedCost(space, config.cost)
+        return net, ExpectedCost(space, config.cost, table=table)
     except SpecError:
         if config.uses_cost:
             raise
         return net, None
+
+
+def _latency_table(space: Space, config: DnasConfig):
+    """With cost latency: the recipe's `lut:` table (refused if measured on another machine or space), else
+    the ops timed here on the search device. None for FLOPs and params (ExpectedCost counts those)."""
+    if config.cost != "latency":
+        return None
+    from nas.cost.latency import resolve_device
+    from nas.cost.lut import CostTable
+    from nas.cost.lut_file import LatencyTable
+
+    if config.lut is None:
+        return CostTable(space, latency_device=str(resolve_device(config.device)))
+    table = LatencyTable.load(config.lut)
+    table.check_machine()
+    return table.cost_table(space)
 
 
 def split_train(data: Dataset, share: float, seed: int) -> tuple[Split, Split]:

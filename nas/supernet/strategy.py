@@ -37,6 +37,7 @@ class DnasStrategy:
                         lambda v: _finite(v) and v >= 0),
         "beta": Option(0.6, float, "β > 0 (FBNet: 0.6)", lambda v: _finite(v) and v > 0),
         "cost": Option("flops", str, choices=METRICS),
+        "lut": Option(None, str, "a latency table file written by nas lut (with cost: latency)"),
         "epochs": Option(10, int, "a positive number of epochs", lambda v: v >= 1),
         "warmup": Option(2, int, "weights-only epochs before θ is searched (≥ 0)", lambda v: v >= 0),
         "batch_size": Option(64, int, "a positive batch size", lambda v: v >= 1),
@@ -68,6 +69,15 @@ def config_from_recipe(recipe) -> DnasConfig:
     if options["loss"] == "fbnet" and options["alpha"] > 0 and options["cells"] == "edges":
         raise SpecError("the cost-aware loss needs the slots parametrization (θ over the space's choices)",
                         recipe.where("strategy", "cells"), "use cells: slots, or loss: darts, or alpha: 0")
+    if options["lut"] is not None:
+        if options["cost"] != "latency":
+            raise SpecError("lut: is a latency table; it only prices cost: latency", recipe.where("strategy", "lut"),
+                            "add cost: latency, or remove lut:")
+        from nas.cost.lut_file import LatencyTable
+        from nas.recipe import _space_path
+
+        options["lut"] = _space_path(options["lut"], recipe.file)  # beside the recipe, else as written
+        LatencyTable.load(options["lut"]).check_machine()  # fail before the data loads; the space is checked later
     known = {f.name for f in fields(DnasConfig)}
     options["theta_betas"] = tuple(options["theta_betas"])
     return DnasConfig(**{k: v for k, v in options.items() if k in known}, seed=recipe.seed,
