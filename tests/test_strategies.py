@@ -178,3 +178,26 @@ def test_optuna_records_constraints_and_failures(name, tmp_path):
         depth = int(t.params["stages.0.n"])
         assert {k for k in t.params if k.startswith("stages.0.layers.")} == \
             {f"stages.0.layers.{j}" for j in range(depth)}
+
+
+def test_evolution_makes_exactly_population_random_proposals_then_mutates(monkeypatch):
+    strategy = RegularizedEvolution(SPACE, ACC, {"population": 4, "sample": 2}, seed=2)
+    mutated = []
+    real = strategy.mutate
+    monkeypatch.setattr(strategy, "mutate", lambda parent: mutated.append(parent) or real(parent))
+    for expected in (0, 0, 0, 0, 1, 2):  # the first four fill the population at random, then children
+        drive(strategy, 1)
+        assert len(mutated) == expected
+
+
+@pytest.mark.parametrize("cls,option,good,bad", [
+    (RegularizedEvolution, "population", [2, 16], [1, 0]),
+    (RegularizedEvolution, "sample", [1, 4], [0, -1]),
+    (Reinforce, "baseline_decay", [0.0, 0.8, 0.999], [1.0, -0.01]),
+    (Reinforce, "lr", [1e-6, 0.3], [0.0, -1.0]),
+    (Reinforce, "entropy", [0.0, 0.01], [-1e-9]),
+    (Reinforce, "reward_w", [0.0, -0.07], [1e-9]),
+])
+def test_option_bounds_are_inclusive_where_the_hint_says(cls, option, good, bad):
+    check = cls.OPTIONS[option].check
+    assert all(check(v) for v in good) and not any(check(v) for v in bad)
