@@ -201,3 +201,17 @@ def test_evolution_makes_exactly_population_random_proposals_then_mutates(monkey
 def test_option_bounds_are_inclusive_where_the_hint_says(cls, option, good, bad):
     check = cls.OPTIONS[option].check
     assert all(check(v) for v in good) and not any(check(v) for v in bad)
+
+
+def test_grid_visits_in_order_unless_shuffled_and_its_size_limit_is_inclusive():
+    from nas.dsl.walk import enumerate_all
+    from nas.search.strategies.grid import GridSearch
+
+    in_order = [dict(p) for p in enumerate_all(SPACE)]
+    assert drive(make_strategy("grid", SPACE, ACC), 5) == in_order[:5]  # no shuffle by default
+    shuffled = drive(GridSearch(SPACE, ACC, {"shuffle": True}, seed=0), SPACE.size())
+    assert shuffled != in_order and sorted(map(str, shuffled)) == sorted(map(str, in_order))
+    assert len(GridSearch(SPACE, ACC, {"max_size": SPACE.size()}).points) == SPACE.size() == 78
+    with pytest.raises(SpecError, match="would have 78 points, more than strategy.max_size 77"):
+        GridSearch(SPACE, ACC, {"max_size": 77})
+    assert GridSearch.OPTIONS["max_size"].default == 10_000  # the documented default
