@@ -18,6 +18,17 @@ def _threads():
 
 
 @pytest.fixture
+def one_thread():
+    """Many small models: one thread is faster than two, and much faster on a busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def spaces() -> Path:
     return SPACES
 
