@@ -9,6 +9,7 @@ from nas.dsl.errors import SpecError
 from nas.recipe import Constraint, Objective
 from nas.search.strategies import Exhausted, Outcome, make_strategy
 from nas.search.strategies.evolution import RegularizedEvolution
+from nas.search.strategies.grid import GridSearch
 from nas.search.strategies.reinforce import Reinforce
 
 ACC = [Objective("accuracy", "max")]
@@ -197,6 +198,7 @@ def test_evolution_makes_exactly_population_random_proposals_then_mutates(monkey
     (Reinforce, "lr", [1e-6, 0.3], [0.0, -1.0]),
     (Reinforce, "entropy", [0.0, 0.01], [-1e-9]),
     (Reinforce, "reward_w", [0.0, -0.07], [1e-9]),
+    (GridSearch, "max_size", [1, 10_000], [0, -5]),
 ])
 def test_option_bounds_are_inclusive_where_the_hint_says(cls, option, good, bad):
     check = cls.OPTIONS[option].check
@@ -205,7 +207,6 @@ def test_option_bounds_are_inclusive_where_the_hint_says(cls, option, good, bad)
 
 def test_grid_visits_in_order_unless_shuffled_and_its_size_limit_is_inclusive():
     from nas.dsl.walk import enumerate_all
-    from nas.search.strategies.grid import GridSearch
 
     in_order = [dict(p) for p in enumerate_all(SPACE)]
     assert drive(make_strategy("grid", SPACE, ACC), 5) == in_order[:5]  # no shuffle by default
