@@ -216,3 +216,17 @@ def test_grid_visits_in_order_unless_shuffled_and_its_size_limit_is_inclusive():
     with pytest.raises(SpecError, match="would have 78 points, more than strategy.max_size 77"):
         GridSearch(SPACE, ACC, {"max_size": 77})
     assert GridSearch.OPTIONS["max_size"].default == 10_000  # the documented default
+
+
+def test_evolution_stops_random_proposals_after_population_many_even_if_some_failed(monkeypatch):
+    """The random phase is `population` proposals, not `population` successes: a failed one is not retried."""
+    strategy = RegularizedEvolution(SPACE, ACC, {"population": 3, "sample": 2}, seed=2)
+    mutated = []
+    real = strategy.mutate
+    monkeypatch.setattr(strategy, "mutate", lambda parent: mutated.append(parent) or real(parent))
+    for outcome in ("ok", "ok", "failed"):
+        number, _ = strategy.ask()
+        strategy.tell(number, Outcome(outcome, [0.5] if outcome == "ok" else None))
+    assert len(strategy.population) == 2 and not mutated
+    strategy.ask()
+    assert len(mutated) == 1  # the fourth proposal is a child of the two that trained
