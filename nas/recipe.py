@@ -17,6 +17,11 @@ A `Recipe` (stable shape, read by `nas.search` and `nas.supernet`):
     recipe.early_stop: dict | None       {"asha": {"grace": int, "reduction": float}}
     recipe.resources: Resources          cpus (total), cpus_per_trial, gpus_per_trial, concurrency
     recipe.ray_address: str | None       recipe.storage: str | None (Optuna storage URL; None = run folder)
+    recipe.ray_storage_path: str | None  where Ray Tune writes its experiment (a folder every node reaches, or a
+                                         URI Ray supports: s3://, gs://, ...; None = the run folder)
+    recipe.max_failures: int             Ray Tune retries of a trial whose worker or node died (0 = record failed)
+    recipe.study_name: str | None        the Optuna study in `storage` (None: the recipe's name when `storage`
+                                         is given, so processes pointed at one storage share one study)
     recipe.seed: int                     recipe.export: dict | None ({"formats": [...]})
     recipe.retrain: dict | None          {"epochs": int, "inherit": bool}  (shape-checked only here)
     recipe.sweep: dict | None            {"key.path": [values, ...]}       (shape-checked only here)
@@ -53,7 +58,8 @@ STRATEGIES: dict[str, str] = {
 }
 METRICS = {"accuracy": "max", "flops": "min", "params": "min", "latency": "min"}
 TOP_KEYS = ("name", "description", "space", "data", "strategy", "objectives", "constraints", "train", "budget",
-            "early_stop", "resources", "ray", "storage", "seed", "export", "retrain", "sweep")
+            "early_stop", "resources", "ray", "storage", "study_name", "seed", "export", "retrain", "sweep")
+RAY_KEYS = ("address", "storage_path", "max_failures")
 SPACE_KEYS = ("source", "width", "depth", "size", "channels", "classes", "bn", "coefficients")
 COEFFICIENT_KEYS = ("phi", "step", "tolerance", "maximum")
 DATA_KEYS = ("name", "root", "size", "channels", "val_fraction", "seed")
@@ -163,6 +169,9 @@ class Recipe:
     retrain: dict | None
     sweep: dict | None
     description: str = ""
+    ray_storage_path: str | None = None
+    max_failures: int = 0
+    study_name: str | None = None
 
     def where(self, *path: Any) -> Location:
         return _where(self.doc, path)
@@ -223,10 +232,14 @@ class Recipe:
             if value is not None:
                 out[key] = _plain(value)
         out["resources"] = asdict(self.resources)
-        if self.ray_address:
-            out["ray"] = {"address": self.ray_address}
+        ray = {"address": self.ray_address, "storage_path": self.ray_storage_path,
+               "max_failures": self.max_failures or None}
+        if any(v is not None for v in ray.values()):
+            out["ray"] = {k: v for k, v in ray.items() if v is not None}
         if self.storage:
             out["storage"] = self.storage
+        if self.study_name:
+            out["study_name"] = self.study_name
         out["seed"] = self.seed
         return out
 

@@ -13,10 +13,13 @@ from typing import Any, Iterable
 
 from nas.dsl.errors import Location, SpecError, did_you_mean
 from nas.dsl.parse import PosDict, PosList
-from nas.recipe import (COEFFICIENT_KEYS, DATA_KEYS, EXPORT_FORMATS, METRICS, SPACE_KEYS, STRATEGIES, TIME_UNITS,
-                        TOP_KEYS, TRAIN_KEYS, Budget, Constraint, DataSection, Objective, Option, Recipe, Resources,
-                        SpaceSection, StrategySection, _key_loc, _loc, _locate, _plain, _posdict, parse_quantity,
-                        strategy_info)
+from nas.recipe import (COEFFICIENT_KEYS, DATA_KEYS, EXPORT_FORMATS, METRICS, RAY_KEYS, SPACE_KEYS, STRATEGIES,
+                        TIME_UNITS, TOP_KEYS, TRAIN_KEYS, Budget, Constraint, DataSection, Objective, Option, Recipe,
+                        Resources, SpaceSection, StrategySection, _key_loc, _loc, _locate, _plain, _posdict,
+                        parse_quantity, strategy_info)
+
+STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "abfs", "abfss")  # what Ray Tune's pyarrow storage reads
+
 
 class Validator:
     def __init__(self, doc: PosDict, file: str):
@@ -47,7 +50,9 @@ class Validator:
             objectives=objectives, constraints=self.constraints(), train=train, budget=self.budget(),
             early_stop=self.early_stop(train), resources=resources, ray_address=self.ray(),
             storage=self.storage(), seed=seed, export=self.export(), retrain=self.retrain(), sweep=self.sweep(),
-            description=str(doc.get("description", "")))
+            description=str(doc.get("description", "")), ray_storage_path=self.ray_storage_path(),
+            max_failures=_int(self.section("ray", "address", RAY_KEYS), "max_failures", 0, minimum=0),
+            study_name=self.study_name())
 
     def section(self, key: str, short: str | None = None, keys: Iterable[str] | None = None) -> PosDict:
         value = self.doc.get(key)
@@ -257,20 +262,38 @@ class Validator:
                          int(gpus) if float(gpus).is_integer() else gpus, concurrency)
 
     def ray(self) -> str | None:
-        sec = self.section("ray", "address", ("address",))
+        sec = self.section("ray", "address", RAY_KEYS)
         address = sec.get("address")
         if address is not None and not isinstance(address, str):
             raise SpecError("ray.address must be a string", _loc(sec, "address"), "e.g. ray://head:10001 or auto")
         return address
 
-    def storage(self) -> str | None:
-        value = self.doc.get("storage")
+    def ray_storage_path(self) -> str | None:
+        """A folder every node can reach (made absolute: a resume may start elsewhere), or a URI Ray supports."""
+        sec = self.section("ray", "address", RAY_KEYS)
+        value = sec.get("storage_path")
         if value is None:
             return None
-        if not isinstance(value, str) or "://" not in value:
-            raise SpecError(f"storage must be an SQLAlchemy URL, got {value!r}", _loc(self.doc, "storage"),
-                            "e.g. sqlite:///study.db or postgresql://user@host/db; leave it out for the run folder")
+        if not isinstance(value, str) or not value.strip():
+            raise SpecError(f"ray.storage_path must be a folder or a URI, got {value!r}", _loc(sec, "storage_path"),
+                            "e.g. /shared/nas-results or s3://bucket/nas; leave it out for the run folder")
+        scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", value)
+        if scheme is None:
+            return os.path.abspath(os.path.expanduser(value))
+        if scheme.group(1).lower() not in STORAGE_SCHEMES:
+            raise SpecError(f"ray.storage_path: Ray cannot write to '{scheme.group(1)}://'",
+                            _loc(sec, "storage_path"), f"one of {', '.join(s + '://' for s in STORAGE_SCHEMES)} "
+                                                       "or a shared folder")
         return value
+
+    def study_name(self) -> str | None:
+        return _optional_text(self.doc, "study_name", lambda v: bool(v.strip()) and len(v) <= 500,
+                              "study_name must be a non-empty string",
+                              "processes that give the same storage and study_name share one Optuna study")
+
+    def storage(self) -> str | None:
+        return _optional_text(self.doc, "storage", lambda v: "://" in v, "storage must be an SQLAlchemy URL",
+                              "e.g. sqlite:///study.db or postgresql://user@host/db; leave it out for the run folder")
 
     def export(self) -> dict | None:
         if self.doc.get("export") is None:
@@ -346,6 +369,15 @@ def parse_duration(value: Any, where: Location) -> float:
     if not seconds > 0 or not math.isfinite(seconds):
         raise SpecError(f"time budget must be > 0, got {value!r}", where)
     return seconds
+
+
+def _optional_text(mapping: dict, key: str, ok, message: str, hint: str) -> str | None:
+    value = mapping.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not ok(value):
+        raise SpecError(f"{message}, got {value!r}", _loc(mapping, key), hint)
+    return value
 
 
 def _int(mapping: dict, key: str, default: Any, minimum: int | None = None) -> Any:

@@ -57,7 +57,23 @@ BAD = [
     ("strategy: random\nbudget: {trials: 0}", "'trials' must be an integer ≥ 1", None, 3),
     ("strategy: random\nearly_stop: {asha: {grace: 9}}", "ASHA grace 9 exceeds train.epochs", None, 3),
     ("strategy: random\nstorage: study.db", "SQLAlchemy URL", "sqlite:///", 3),
+    ("strategy: random\nray: {storage_path: 'ftp://host/x'}", "Ray cannot write to 'ftp://'", "s3://", 3),
+    ("strategy: random\nray: {max_failures: -1}", "'max_failures' must be an integer ≥ 0", None, 3),
+    ("strategy: random\nray: {adress: auto}", "unknown ray key 'adress'", "did you mean 'address'", 3),
+    ("strategy: random\nstudy_name: ''", "study_name must be a non-empty string", "share one Optuna study", 3),
 ]
+
+
+def test_cluster_keys_round_trip(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    recipe = loads_recipe("space: fbnet\nstrategy: tpe\nray: {address: 'head:6379', storage_path: results, "
+                          "max_failures: 2}\nstorage: postgresql://u@db/nas\nstudy_name: shared\n", "r.yaml")
+    assert recipe.ray_storage_path == str(tmp_path / "results")  # absolute: a resume may start elsewhere
+    assert (recipe.ray_address, recipe.max_failures, recipe.study_name) == ("head:6379", 2, "shared")
+    again = loads_recipe(recipe.to_yaml(), "again.yaml")
+    assert again.as_dict() == recipe.as_dict()
+    assert loads_recipe("space: fbnet\nstrategy: tpe\nray: {storage_path: 's3://b/nas'}\n").ray_storage_path \
+        == "s3://b/nas"
 
 
 @pytest.mark.parametrize("text,message,hint,line", BAD)

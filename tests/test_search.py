@@ -135,6 +135,33 @@ def test_constraints_reject_before_training(tmp_path, ray_session):
 
 
 @pytest.mark.slow
+def test_latency_objective_and_constraint_come_from_the_measured_table(tmp_path, ray_session):
+    """`latency` as an objective and a constraint: every trial carries the table's latency, trained ones are
+    within the limit and rejected ones above it. The limit is set from a table measured here, at a level that
+    most architectures of the space meet (the runner measures its own table, so the split is not exact)."""
+    from nas.recipe import load_recipe
+    from nas.search.runner import prepare
+
+    space = f"{{source: {tiny_space(tmp_path)}}}"  # 9 architectures: the latency table is measured twice
+    recipe = write_recipe(tmp_path, "{name: nsga2, population: 2}", "[accuracy, latency]", trials=3, space=space)
+    measured = prepare(load_recipe(recipe))
+    rng = random.Random(0)
+    latencies = sorted(measured.table.estimate(measured.space.sample(rng)).latency_ms
+                       for _ in range(40))
+    limit = latencies[int(0.75 * len(latencies))]
+    run = tmp_path / "run"
+    recipe = write_recipe(tmp_path, "{name: nsga2, population: 2}", "[accuracy, latency]", trials=3, space=space,
+                          extra=f'constraints: {{latency: "<= {limit:.4f} ms"}}\n')
+    assert main(["search", str(recipe), "-o", str(run), "--quiet"]) == 0
+    table_rows = rows(run)
+    assert table_rows and all(float(r["latency_ms"]) > 0 for r in table_rows)
+    trained = [r for r in table_rows if r["status"] not in ("rejected", "duplicate")]
+    assert len(trained) == 3 and all(float(r["latency_ms"]) <= limit for r in trained)
+    assert all(float(r["latency_ms"]) > limit for r in table_rows if r["status"] == "rejected")
+    assert list((run / "pareto").glob("*.arch.yaml"))
+
+
+@pytest.mark.slow
 def test_asha_stops_weak_trials(tmp_path, ray_session):
     run = tmp_path / "run"
     recipe = write_recipe(tmp_path, trials=6, epochs=3,

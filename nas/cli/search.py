@@ -23,15 +23,22 @@ def _search(args) -> int:
             raise SpecError("not a search run folder (no recipe.yaml)", args.resume,
                             "resume a folder that `nas search` wrote")
         recipe = load_recipe(saved)
+        cluster = _cluster(recipe, args.address)
         prepared = _prepare(recipe)
-        run = RunDir.create(args.resume, kind="search", resume=True)
+        with cluster:
+            return _run(args, recipe, prepared, RunDir.create(args.resume, kind="search", resume=True))
     else:
         if args.recipe is None:
             raise SpecError("no recipe given", "nas search", "give RECIPE (a YAML file), or --resume RUN_DIR")
         recipe = load_recipe(args.recipe, args.sets)
         out = args.output or f"runs/{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        cluster = _cluster(recipe, args.address)
         prepared = _prepare(recipe)
-        run = RunDir.create(out, kind="search", overwrite=args.overwrite)
+        with cluster:
+            return _run(args, recipe, prepared, RunDir.create(out, kind="search", overwrite=args.overwrite))
+
+
+def _run(args, recipe, prepared, run) -> int:
     with run:
         if recipe.strategy.name == "dnas":
             from nas.supernet import run_dnas
@@ -50,6 +57,21 @@ def _search(args) -> int:
                   f"{recipe.budget.trials} trials → {run.path}")
         run_search(recipe, run, resume=bool(args.resume), quiet=args.quiet, address=args.address, prepared=prepared)
     return 0
+
+
+def _cluster(recipe, address):
+    """Ray, to be joined before the run folder is made (a bad address leaves nothing behind); a malformed or
+    unreachable address fails here at once, before the data loads. DNAS starts its own."""
+    from contextlib import nullcontext
+
+    if recipe.strategy.name == "dnas":
+        return nullcontext()
+    from nas.search.tuner import check_reachable, ray_connection
+
+    where = "--address" if address else str(recipe.where("ray", "address"))
+    if address or recipe.ray_address:
+        check_reachable(address or recipe.ray_address, where)
+    return ray_connection(address or recipe.ray_address, recipe.resources, where)
 
 
 def _prepare(recipe):
@@ -71,8 +93,9 @@ def register(sub) -> None:
     p.add_argument("recipe", metavar="RECIPE", nargs="?", default=None, help="recipe YAML file")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override a recipe value, e.g. --set budget.trials=8 (repeatable)")
-    p.add_argument("--address", default=None, help="join the Ray cluster at this address (default: ray.address, "
-                                                    "else a local Ray)")
+    p.add_argument("--address", default=None, help="join the Ray cluster at HOST:PORT (or auto; default: "
+                                                    "ray.address, else a local Ray); a cluster with token auth also "
+                                                    "needs RAY_AUTH_MODE=token and RAY_AUTH_TOKEN")
     p.add_argument("-o", "--output", metavar="RUN_DIR", default=None,
                    help="run folder (default runs/<recipe>-<YYYYmmdd-HHMMSS>)")
     p.add_argument("--overwrite", action="store_true", help="clear RUN_DIR first if it is an old run folder")

@@ -3,12 +3,14 @@
     recipe.yaml          the resolved recipe (defaults filled, --set applied): `--resume` reads it back
     events.jsonl         every ask and tell, in order, one JSON line each (fsynced): the search's memory,
                          replayed on resume; a torn last line (a kill mid-write) is ignored
-    trials.csv           one row per trial: number, status, every choice's pick, metrics, cost, seconds
+    trials.csv           one row per trial: number, status, every choice's pick, metrics, cost, seconds, and
+                         the Ray node (IP and id) that trained it
     best.arch.yaml       the best architecture (single objective), or pareto/NNN.arch.yaml (several)
     summary.json         counts, the best trial(s), the recipe name, seconds
     export/              the best architecture in the recipe's `export: {formats: [...]}`, when it has one
     study.db             Optuna's study (tpe, nsga2), unless the recipe names another storage
-    ray/, ray-resume-N/  Ray Tune's experiment folders (per-trial results, TensorBoard event files)
+    ray/, ray-resume-N/  Ray Tune's experiment folders (per-trial results, TensorBoard event files), unless
+                         the recipe's `ray.storage_path` puts them in a place every node of a cluster reaches
 """
 from __future__ import annotations
 
@@ -43,6 +45,8 @@ class Record:
     values: list[float] | None = None  # per objective (None for failed)
     violations: list[float] = field(default_factory=list)
     duplicate_of: int | None = None  # the trial that trained this architecture (status duplicate)
+    node_ip: str = ""  # the Ray node that trained it (empty when it never trained)
+    node_id: str = ""
 
     def metric(self, name: str) -> float | None:
         return self.val_acc if name == "accuracy" else getattr(self, name)
@@ -88,10 +92,11 @@ def trials_csv(records: Sequence[Record], choice_names: Iterable[str]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["trial", "status", *names, "val_acc", "flops", "params", "latency_ms", "epochs", "seconds",
-                     "error"])
+                     "node_ip", "node_id", "error"])
     for r in sorted(records, key=lambda r: r.number):
         writer.writerow([r.number, r.status, *(r.assignment.get(n, "") for n in names), _cell(r.val_acc),
-                         _cell(r.flops), _cell(r.params), _cell(r.latency), r.epochs, f"{r.seconds:.2f}", r.error])
+                         _cell(r.flops), _cell(r.params), _cell(r.latency), r.epochs, f"{r.seconds:.2f}", r.node_ip,
+                         r.node_id, r.error])
     return out.getvalue()
 
 
@@ -190,6 +195,10 @@ def write_results(search) -> dict:
 
         export(search.space.resolve(best[0].assignment), Path(run.path) / "export", recipe.export["formats"])
     result = summary(records, objectives, recipe.name, search.seconds(), best)
+    study = search.study_summary() if hasattr(search, "study_summary") else None
+    if study:  # a shared study: what every process trained together
+        result["study"] = study
+        search.log(f"study {study['name']}: {study['trained']} trained by every process together")
     run.write_json("summary.json", result)
     counts = result["counts"]
     search.log(f"{result['trained']} trained ({counts['ok']} ok, {counts['stopped']} stopped, "

@@ -17,6 +17,12 @@
   counts the budget from what is done. That is why we drive Optuna through our own Searcher rather than
   Ray's OptunaSearch: its state lives in the Tune experiment, and a SIGKILL between Tune's checkpoints
   loses or repeats trials.
+- A recipe `storage` (PostgreSQL, or any SQLAlchemy URL) holds a study shared by every process pointed at it
+  with the same `study_name` (default: the recipe's name), as on several machines: the budget counts the
+  study's trained trials, not this process's; a proposal may train only while fewer than `budget.trials`
+  trials numbered below it are trained or running (else it is cancelled, and this process waits, polling the
+  study, until a slot frees or the study is done). The event log still holds this process's own trials; a
+  resume keeps them and fails its own trials that were running (see nas.search.strategies.optuna).
 """
 from __future__ import annotations
 
@@ -28,12 +34,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from nas.dsl.errors import SpecError
-from nas.recipe import Recipe
+from nas.recipe import Recipe, strategy_info
 from nas.search.results import EVENTS, Record, json_line, read_events
 from nas.search.strategies import Exhausted, Outcome, make_strategy
 from nas.search.trial import injection_from_env
 
 MAX_REJECTS_IN_A_ROW = 2000
+WAIT = "wait"  # propose(): nothing to start now, ask again later (a shared study's budget is held by others)
+POLL_S = 1.0  # how often a waiting process counts a shared study again
 
 
 @dataclass
@@ -62,6 +70,11 @@ def prepare(recipe: Recipe) -> Prepared:
     else:
         table = CostTable(space, latency_device=latency_device, seed=recipe.seed)
     check_feasible(recipe, space, table)
+    if recipe.storage:
+        from nas.search.strategies.optuna import OptunaStrategy, check_storage
+
+        if issubclass(strategy_info(recipe.strategy.name), OptunaStrategy):
+            check_storage(recipe.storage, recipe.where("storage"))
     make_strategy(recipe.strategy.name, space, recipe.objectives, recipe.strategy.options, recipe.seed,
                   constraints=recipe.constraints, costs=lambda a: {}, where=recipe.where("strategy")).close()
     return Prepared(data, space, table)
@@ -76,11 +89,16 @@ class Search:
         self.data, self.space, self.table = prepared.data, prepared.space, prepared.table
         self.show = show or (lambda renderable: None)  # prints rich tables (the CLI's console)
         self.inject = inject
+        self.resumed = resume
         storage = recipe.storage or f"sqlite:///{Path(run.path).resolve() / 'study.db'}"
+        private = f"{recipe.name}-{Path(run.path).name}"  # the run folder's own study
+        self.study_name = recipe.study_name or (recipe.name if recipe.storage else private)
         self.strategy = make_strategy(
             recipe.strategy.name, self.space, recipe.objectives, recipe.strategy.options, recipe.seed,
-            constraints=recipe.constraints, storage=storage, study_name=f"{recipe.name}-{Path(run.path).name}",
-            fresh=True, costs=self.costs, where=recipe.where("strategy"))
+            constraints=recipe.constraints, storage=storage, study_name=self.study_name, fresh=True,
+            shared=recipe.storage is not None, costs=self.costs, where=recipe.where("strategy"))
+        self.shared = bool(getattr(self.strategy, "shared", False))
+        self._next_count = 0.0  # when a waiting process may count the shared study again
         self.records: dict[int, Record] = {}
         self.pending: deque[tuple[int, dict]] = deque()  # asked, not told: in flight when the run was killed
         self.in_flight: set[int] = set()
@@ -99,7 +117,16 @@ class Search:
 
     @property
     def remaining(self) -> int:
-        return max(0, self.recipe.budget.trials - self.trained)
+        return max(0, self.recipe.budget.trials - self.done())
+
+    def done(self) -> int:
+        """Trials that used the budget: this process's, or the whole shared study's."""
+        return self.strategy.claims()[0] if self.shared else self.trained
+
+    def study_summary(self) -> dict | None:
+        if not self.shared:
+            return None
+        return {"name": self.study_name, "trained": self.done(), "this_process": self.trained}
 
     def seconds(self) -> float:
         return self.previous_seconds + time.perf_counter() - self.began
@@ -119,6 +146,8 @@ class Search:
 
     def replay(self, events: list[dict]) -> None:
         """Rebuild the strategy's state from the log of an interrupted run (same calls, same order)."""
+        if self.shared:
+            return self._replay_shared(events)
         asked: dict[int, dict] = {}
         for event in events:
             if event["event"] == "ask":
@@ -135,10 +164,30 @@ class Search:
                 self.previous_seconds = max(self.previous_seconds, event.get("seconds", 0.0))
         self.pending.extend(sorted(asked.items()))
 
+    def _replay_shared(self, events: list[dict]) -> None:
+        """A shared study holds the sampler's state already: keep this process's records, fail its trials
+        that were running when it was killed (they are not trained again: the study proposes anew)."""
+        asked: set[int] = set()
+        for event in events:
+            if event["event"] == "ask":
+                asked.add(event["number"])
+            elif event["event"] in ("tell", "cancel"):
+                asked.discard(event["number"])
+                if event["event"] == "tell":
+                    self._remember(Record(**event["record"]))
+                    self.previous_seconds = max(self.previous_seconds, event.get("seconds", 0.0))
+        self.strategy.abandon(asked)
+
     # -- proposing and finishing (called by the Searcher) -------------------------------------------------
-    def propose(self) -> tuple[int, dict, dict] | None:
-        """The next candidate that meets the constraints, or None when the search is done."""
-        if self.remaining - len(self.in_flight) <= 0 or self.exhausted:
+    def propose(self) -> tuple[int, dict, dict] | str | None:
+        """The next candidate that meets the constraints, None when the search is done, or WAIT."""
+        if self.exhausted:
+            return None
+        if self.shared:
+            gate = self._shared_gate()
+            if gate is not None:
+                return gate if gate == WAIT else None
+        elif self.remaining - len(self.in_flight) <= 0:
             return None
         while True:
             if self.pending:
@@ -172,8 +221,26 @@ class Search:
                     return None
                 continue
             self.rejects_in_a_row = 0
+            if self.shared and self.strategy.claims(below=number)[1] >= self.recipe.budget.trials:
+                self.strategy.cancel(number)  # another process took the last slot between our count and ask
+                self._event({"event": "cancel", "number": number})
+                self._next_count = time.monotonic() + POLL_S
+                return WAIT
             self.in_flight.add(number)
             return number, assignment, costs
+
+    def _shared_gate(self) -> str | None:
+        """None to go on; WAIT while the budget is held by running trials; "done" when the study is."""
+        now = time.monotonic()
+        if now < self._next_count:
+            return WAIT
+        done, claimed = self.strategy.claims()
+        if done >= self.recipe.budget.trials:
+            return "done"
+        if claimed >= self.recipe.budget.trials:
+            self._next_count = now + POLL_S
+            return WAIT
+        return None
 
     def _stuck(self) -> bool:
         if self.rejects_in_a_row < MAX_REJECTS_IN_A_ROW:
@@ -202,10 +269,12 @@ class Search:
         elif epochs < self.recipe.train["epochs"]:
             status = "stopped"
         val_acc = last.get("val_acc") if status != "failed" else None
+        node = final if final.get("node_id") else last  # the node of the last attempt that reported
         record = Record(number, status, assignment, val_acc=val_acc, flops=costs["flops"], params=costs["params"],
                         latency=costs["latency"], epochs=epochs, seconds=float(final.get("seconds") or
                                                                                  last.get("time_total_s", 0.0)),
-                        error=error, violations=self.violations(costs))
+                        error=error, violations=self.violations(costs), node_ip=str(node.get("node_ip") or ""),
+                        node_id=str(node.get("node_id") or ""))
         self.finish(record)
         return record
 
@@ -221,12 +290,12 @@ class Search:
     def log_record(self, record: Record) -> None:
         from nas.search.results import progress_line
 
-        self.log(progress_line(record, self.trained, self.recipe.budget.trials))
+        self.log(progress_line(record, self.done(), self.recipe.budget.trials))
 
     def _outcome(self, record: Record) -> Outcome:
         if record.status == "duplicate":  # told what its first training gave
             first = self._outcome(self.records[record.duplicate_of])
-            return Outcome(first.status, first.values, first.violations)
+            return Outcome(first.status, first.values, first.violations, trained=False)
         if record.status == "failed" or (record.status != "rejected" and record.val_acc is None):
             return Outcome("failed")
         values = []

@@ -2,7 +2,8 @@
 
 The dataset arrives once through Ray's object store (`tune.with_parameters`), the space and settings with
 it; the config of a trial is only its number and its picks. Each epoch reports `val_acc` so that ASHA can
-stop the trial. A NaN loss and an exception end the trial with a last report whose `status` says so
+stop the trial; every report carries the Ray node (id and IP) the trial runs on. A NaN loss and an
+exception end the trial with a last report whose `status` says so
 (`nan` or `failed`, with the error), so the driver records it as failed and the search goes on.
 
 Fault injection (tests only): settings["inject"] = {"raise_rate": 0.3, "nan": [2], "seed": 0,
@@ -100,7 +101,10 @@ def train_candidate(assignment: dict, number: int, data: Any, settings: dict, re
 
 
 def trainable(config: dict, data: Any = None, settings: dict | None = None) -> None:
-    """The Ray Tune function trainable (see the module docstring)."""
+    """The Ray Tune function trainable (see the module docstring). Every report says which node ran it."""
+    import ray
     from ray import tune
 
-    train_candidate(config["assignment"], config["number"], data, settings or {}, tune.report)
+    node = {"node_id": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address()}
+    train_candidate(config["assignment"], config["number"], data, settings or {},
+                    lambda metrics: tune.report({**metrics, **node}))

@@ -7,6 +7,7 @@ trials); `on_trial_complete` hands Tune's last results back to it.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from ray.tune.search import Searcher
@@ -33,9 +34,13 @@ class StrategySearcher(Searcher):
         return True  # metric and mode are ours; the space is the strategy's
 
     def suggest(self, trial_id: str):
+        from nas.search.runner import WAIT
+
         proposal = self.search.propose()
         if proposal is None:
             return Searcher.FINISHED
+        if proposal == WAIT:
+            return None  # Tune asks again on its next step
         self.trials[trial_id] = proposal
         number, assignment, _ = proposal
         return {"number": number, "assignment": assignment}
@@ -64,11 +69,40 @@ class StrategySearcher(Searcher):
         self.search.complete(number, assignment, costs, last, self.final.pop(trial_id, None), error)
 
 
-def start_ray(address: str | None, cpus: int, gpus: float) -> bool:
+CONNECT_TIMEOUT_S = 5.0  # an unreachable head fails fast instead of Ray's own retries
+ADDRESS_HINT = "HOST:PORT of the head (ray start --head prints it), auto, or ray://HOST:10001"
+
+
+def check_reachable(address: str, where: str) -> None:
+    """A malformed or unreachable cluster address is a located user error within seconds, before Ray retries."""
+    import re
+    import socket
+
+    from nas.dsl.errors import SpecError
+
+    if address in ("auto", "local"):
+        return
+    match = re.fullmatch(r"(?:ray://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})", address.strip())
+    if match is None or not 0 < int(match.group(2)) < 65536:
+        raise SpecError(f"malformed Ray address {address!r}", where, ADDRESS_HINT)
+    host, port = match.group(1).strip("[]"), int(match.group(2))
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__.replace("Error", " error").strip().lower() or "timed out"
+        raise SpecError(f"cannot reach the Ray cluster at {host}:{port}: {reason}", where,
+                        "is `ray start --head` running there, and is the port open from here?") from None
+
+
+def start_ray(address: str | None, cpus: int, gpus: float, where: str = "--address") -> bool:
     """Join `address`, or start a local Ray with `cpus`; an already initialized Ray is reused. Returns whether
     this call started it (and so should shut it down)."""
     import ray
 
+    from nas.dsl.errors import SpecError
+
+    if address:
+        check_reachable(address, where)
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -78,16 +112,44 @@ def start_ray(address: str | None, cpus: int, gpus: float) -> bool:
             ray.init(address=address, **kwargs)
         else:
             ray.init(num_cpus=cpus, num_gpus=int(gpus) if gpus else None, **kwargs)
+    except ray.exceptions.AuthenticationError:
+        raise SpecError(f"the Ray cluster at {address} refused this client's token", where,
+                        "set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (or ~/.ray/auth_token) to the head's token: "
+                        "`ray get-auth-token` on the head prints it") from None
     except (ConnectionError, ValueError, RuntimeError) as err:
-        from nas.dsl.errors import SpecError
-
-        raise SpecError(f"cannot start or join Ray: {str(err).splitlines()[0]}", address or "ray.init",
-                        "check ray.address / --address (e.g. auto, or ray://head:10001)") from None
+        raise SpecError(f"cannot start or join Ray: {str(err).splitlines()[0]}", where or "ray.init",
+                        f"check ray.address / --address: {ADDRESS_HINT}") from None
     return True
 
 
-def run_trials(search, *, address: str | None = None, quiet: bool = False) -> None:
+@contextmanager
+def ray_connection(address: str | None, resources, where: str = "--address"):
+    """Ray for one search, joined (or started) before its run folder is made: a bad address writes nothing.
+    Shuts down only what it started."""
     import ray
+
+    started = start_ray(address, resources.cpus, resources.gpus_per_trial * resources.concurrency, where)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def experiment_place(search) -> tuple[str, str]:
+    """(storage_path, name) of this run's Ray Tune experiment: `ray/` (then `ray-resume-N/`) in the run folder,
+    or `<ray.storage_path>/<run folder name>[-resume-<time>]` when the recipe names a place every node reaches."""
+    import time
+
+    root = Path(search.run.path).resolve()
+    shared = search.recipe.ray_storage_path
+    if shared is None:
+        name = "ray" if not (root / "ray").exists() else f"ray-resume-{len(list(root.glob('ray-resume-*'))) + 1}"
+        return str(root), name
+    return shared, root.name + (f"-resume-{time.strftime('%Y%m%d-%H%M%S')}" if search.resumed else "")
+
+
+def run_trials(search, *, address: str | None = None, quiet: bool = False) -> None:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
@@ -98,9 +160,7 @@ def run_trials(search, *, address: str | None = None, quiet: bool = False) -> No
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     res = recipe.resources
-    gpus = res.gpus_per_trial * res.concurrency
-    started = start_ray(address, res.cpus, gpus)
-    try:
+    with ray_connection(address, res):
         settings = {"space": search.space, "train": dict(recipe.train), "seed": recipe.seed,
                     "threads": max(1, int(res.cpus_per_trial)), "inject": search.inject}
         fn = tune.with_parameters(trainable, data=search.data, settings=settings)
@@ -113,8 +173,7 @@ def run_trials(search, *, address: str | None = None, quiet: bool = False) -> No
         time_left = None
         if recipe.budget.time_s:
             time_left = max(1.0, recipe.budget.time_s - search.previous_seconds)
-        root = Path(search.run.path).resolve()
-        name = "ray" if not (root / "ray").exists() else f"ray-resume-{len(list(root.glob('ray-resume-*'))) + 1}"
+        storage_path, name = experiment_place(search)
         searcher = StrategySearcher(search)
         tuner = tune.Tuner(
             fn,
@@ -122,10 +181,7 @@ def run_trials(search, *, address: str | None = None, quiet: bool = False) -> No
                                         scheduler=scheduler, num_samples=search.remaining,
                                         max_concurrent_trials=res.concurrency, reuse_actors=True,
                                         time_budget_s=time_left),
-            run_config=tune.RunConfig(name=name, storage_path=str(root), verbose=0,
-                                      failure_config=tune.FailureConfig(max_failures=0)))
+            run_config=tune.RunConfig(name=name, storage_path=storage_path, verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=recipe.max_failures)))
         tuner.fit()
         searcher.flush()
-    finally:
-        if started:
-            ray.shutdown()

@@ -26,6 +26,7 @@ class Outcome:
     status: str  # ok | failed (raised or NaN) | rejected (broke a constraint, never trained) | stopped (ASHA)
     values: list[float] | None = None  # one per objective, in the recipe's order (None when failed)
     violations: list[float] = field(default_factory=list)  # one per constraint: ≤ 0 satisfied, > 0 broken
+    trained: bool = True  # False for a repeated architecture told its first result: it used no budget
 
     def __post_init__(self):
         if self.status not in STATUSES:

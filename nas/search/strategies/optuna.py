@@ -14,9 +14,22 @@ SQLAlchemy URL, so optuna-dashboard can open it. The runner resumes a search by 
 ask/tell calls into a fresh study of the same name (`fresh=True` deletes the interrupted one first): the
 samplers are seeded, so the replay rebuilds their exact state, which reloading the stored trials into a
 new sampler would not.
+
+A storage the recipe names (`storage: postgresql://…`) holds a *shared* study (`shared=True`): every process
+pointed at it with the same `study_name` loads it instead of replacing it, proposes from all of its trials
+(trial numbers are the study's, unique across processes), and counts the budget in it (`claims`). Each told
+trial carries the user attribute `nas_trained` (False for rejected, repeated or cancelled ones), so only
+trained trials use the budget. A process records Optuna heartbeats for its running trials; when it dies
+(SIGKILL, a lost machine) they turn FAIL after the grace period (`fail_stale_trials`, run by whoever counts
+next) and no longer hold budget, so the survivors train in their place. Each process seeds its sampler with
+the recipe's seed mixed with its host and pid: the same seed everywhere would propose the same startup trials.
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import socket
+import threading
 import warnings
 
 import optuna
@@ -25,32 +38,135 @@ from nas.recipe import Option
 from nas.search.strategies.base import Outcome, Strategy
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+# ask/tell with heartbeats is what a shared study needs; Optuna expects them only under Study.optimize
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+# Heartbeat of a shared study's running trials (seconds); a trial silent for GRACE_BEATS of them is failed.
+HEARTBEAT_ENV = "NAS_STUDY_HEARTBEAT_S"
+GRACE_BEATS = 5
+CONNECT_TIMEOUT_S = 5
+
+
+def open_storage(url: str, heartbeat_s: int | None = None) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage with a short connect timeout for server databases (an unreachable one fails fast)."""
+    engine_kwargs = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}} if url.startswith(("postgresql",
+                                                                                                 "mysql")) else {}
+    beat = {"heartbeat_interval": heartbeat_s, "grace_period": GRACE_BEATS * heartbeat_s} if heartbeat_s else {}
+    with warnings.catch_warnings():  # heartbeats are marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **beat)
+
+
+def check_storage(url: str, where) -> None:
+    """Open the storage once (creating Optuna's tables) so that a bad URL, a missing driver or an unreachable
+    database is a located one-line error before a run folder exists."""
+    import sqlalchemy.exc
+
+    from nas.dsl.errors import SpecError
+
+    try:
+        open_storage(url).engine.dispose()
+    except ImportError:  # Optuna's message when SQLAlchemy's driver for the URL is missing
+        raise SpecError(f"storage {redact(url)}: no database driver for this URL is installed", where,
+                        "pip install 'nas[postgres]' for postgresql:// (psycopg 3)") from None
+    except (ValueError, sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as err:
+        cause = getattr(err, "orig", None) or err.__cause__ or err
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise SpecError(f"cannot open the study storage {redact(url)}: {reason}", where,
+                        "is the database server running and reachable, and the URL right?") from None
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    import re
+
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
+def heartbeat_seconds() -> int:
+    return max(1, int(os.environ.get(HEARTBEAT_ENV, "10")))
 
 
 class OptunaStrategy(Strategy):
     max_objectives: int | None = 1
 
     def __init__(self, *args, storage: str | None = None, study_name: str = "nas", fresh: bool = True,
-                 **kwargs):
+                 shared: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.storage = optuna.storages.RDBStorage(storage) if storage else optuna.storages.InMemoryStorage()
-        if fresh and study_name in {s.study_name for s in optuna.get_all_study_summaries(self.storage)}:
+        self.shared = bool(shared and storage)
+        self.storage = (open_storage(storage, heartbeat_seconds() if self.shared else None) if storage
+                        else optuna.storages.InMemoryStorage())
+        if self.shared:  # several processes share this study: never replace it, never sample in lockstep
+            digest = hashlib.sha256(f"{self.seed}-{socket.gethostname()}-{os.getpid()}".encode()).hexdigest()
+            self.seed = int(digest[:8], 16)
+        elif fresh and study_name in {s.study_name for s in optuna.get_all_study_summaries(self.storage)}:
             optuna.delete_study(study_name=study_name, storage=self.storage)
         self.study = optuna.create_study(
-            study_name=study_name, storage=self.storage, sampler=self.sampler(),
+            study_name=study_name, storage=self.storage, sampler=self.sampler(), load_if_exists=self.shared,
             directions=["maximize" if o.direction == "max" else "minimize" for o in self.objectives])
         self.trials: dict[int, optuna.Trial] = {}
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def ask(self) -> tuple[int, dict[str, str]]:
+        """Numbered by the study (0, 1, … in a fresh one; unique across the processes of a shared one)."""
+        trial = self.study.ask()
+        self.trials[trial.number] = trial
+        self.asked += 1
+        if self.shared:
+            self.storage.record_heartbeat(trial._trial_id)  # Optuna keeps the storage's trial id private
+            if self._beat is None:
+                self._beat = threading.Thread(target=self._heartbeat, name="nas-study-heartbeat", daemon=True)
+                self._beat.start()
+        return trial.number, self.space.walk(lambda name, choice: trial.suggest_categorical(name, list(choice.keys)))
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.storage.get_heartbeat_interval()):
+            for trial in list(self.trials.values()):
+                try:
+                    self.storage.record_heartbeat(trial._trial_id)
+                except Exception:  # noqa: BLE001 - a missed beat is retried; the grace period covers a few
+                    pass
+
+    # -- the shared study's budget --------------------------------------------------------------------------
+    def claims(self, below: int | None = None) -> tuple[int, int]:
+        """(trained and finished, trained or running) trials of the study, optionally only those numbered
+        below `below`. Stale running trials of dead processes are failed first, so they claim nothing."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
+        done = claimed = 0
+        for t in self.study.get_trials(deepcopy=False):
+            if below is not None and t.number >= below:
+                continue
+            if t.state == optuna.trial.TrialState.RUNNING:
+                claimed += 1
+            elif t.user_attrs.get("nas_trained"):
+                done += 1
+                claimed += 1
+        return done, claimed
+
+    def cancel(self, number: int) -> None:
+        """Give back a trial that lost the race for the last budget slot: FAIL, not trained, never run."""
+        trial = self.trials.pop(number)
+        trial.set_user_attr("nas_trained", False)
+        self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+    def abandon(self, numbers) -> None:
+        """A resumed process's trials that were running when it was killed: FAIL unless already failed stale."""
+        wanted = set(numbers)
+        for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            if t.number in wanted:
+                try:
+                    self.storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    pass
 
     def sampler(self) -> optuna.samplers.BaseSampler:
         raise NotImplementedError
 
-    def _propose(self, number: int) -> dict[str, str]:
-        trial = self.study.ask()
-        self.trials[number] = trial
-        return self.space.walk(lambda name, choice: trial.suggest_categorical(name, list(choice.keys)))
-
     def tell(self, number: int, outcome: Outcome) -> None:
         trial = self.trials.pop(number)
+        trial.set_user_attr("nas_trained", bool(outcome.trained and outcome.status != "rejected"))
         if outcome.status == "failed" or outcome.values is None:
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             return
@@ -63,6 +179,7 @@ class OptunaStrategy(Strategy):
         self.study.tell(trial, list(outcome.values))
 
     def close(self) -> None:
+        self._stop.set()
         if isinstance(self.storage, optuna.storages.RDBStorage):
             self.storage.engine.dispose()
 
