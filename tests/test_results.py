@@ -47,12 +47,13 @@ def test_summary_counts_each_status_and_what_was_trained():
 
 
 def test_trials_csv_columns_order_and_empty_cells():
-    records = [rec(1, acc=0.25, flops=float("nan"), seconds=1.0), rec(0, "failed", error="boom", seconds=0.5)]
+    records = [rec(1, acc=0.25, flops=float("nan"), seconds=1.0, node_ip="10.0.0.2", node_id="n1"),
+               rec(0, "failed", error="boom", seconds=0.5)]
     rows = list(csv.reader(io.StringIO(trials_csv(records, ["a", "b"]))))
     assert rows[0] == ["trial", "status", "a", "b", "val_acc", "flops", "params", "latency_ms", "epochs",
-                       "seconds", "error"]
-    assert rows[1] == ["0", "failed", "x0", "", "", "", "", "", "0", "0.50", "boom"]
-    assert rows[2] == ["1", "ok", "x1", "", "0.25", "", "", "", "0", "1.00", ""]
+                       "seconds", "node_ip", "node_id", "error"]
+    assert rows[1] == ["0", "failed", "x0", "", "", "", "", "", "0", "0.50", "", "", "boom"]
+    assert rows[2] == ["1", "ok", "x1", "", "0.25", "", "", "", "0", "1.00", "10.0.0.2", "n1", ""]
 
 
 def test_event_log_drops_only_a_torn_last_line(tmp_path):
