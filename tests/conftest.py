@@ -13,7 +13,19 @@ SPACES = ROOT / "search_spaces"
 def _threads():
     import torch
 
-    torch.set_num_threads(2)
+    # two threads on CI's 2 cores; OMP_NUM_THREADS=1 (bench/mutation.py, a busy machine) avoids threads spinning
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+
+
+@pytest.fixture
+def one_thread():
+    """Many small models: one thread is faster than two, and much faster on a busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture
@@ -29,3 +41,31 @@ def ray_session():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
+
+
+class ZooCounts:
+    """Each zoo entry built, run and counted once per session (several test files need the same numbers and a
+    full-size fvcore trace costs seconds): `zoo_counts[name]` → (output shape, output finite, Cost)."""
+
+    def __init__(self):
+        self._cache: dict = {}
+
+    def __getitem__(self, name: str):
+        if name not in self._cache:
+            import torch
+
+            import nas
+            from nas.cost import count_model
+
+            arch = nas.zoo.load(name)
+            model = nas.build(arch, seed=0).eval()
+            with torch.no_grad():
+                out = model(torch.randn(1, *arch.plan().input_shape))
+            self._cache[name] = (tuple(out.shape), bool(torch.isfinite(out).all()),
+                                 count_model(model, arch.plan().input_shape).total)
+        return self._cache[name]
+
+
+@pytest.fixture(scope="session")
+def zoo_counts() -> ZooCounts:
+    return ZooCounts()

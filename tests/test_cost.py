@@ -1,5 +1,8 @@
 """Cost model: the per-choice table agrees with fvcore's full count; latency is measured."""
+import time
+
 import pytest
+import torch
 
 import nas
 from nas.cost import count_arch
@@ -42,15 +45,17 @@ def test_darts_and_depth_width_choices_agree(spaces):
     assert _agree(space, 12) <= 0.005
 
 
-def test_table_is_a_sum_of_lookups(spaces):
-    table = CostTable(nas.load(spaces / "fbnet.yaml"))
+def test_table_of_the_all_skip_network_equals_its_full_count(spaces):
+    """Every layer at `skip` (the thinnest network of the space) against fvcore's count of the built network."""
+    space = nas.load(spaces / "fbnet.yaml").with_input(size=64)
+    table = CostTable(space)
     assert len(table) == 22 * 9
     assert {t.name for t in table.terms} == {f"stages.{i}.layers.{j}" for i, n in enumerate([1, 4, 4, 4, 4, 4, 1])
                                              for j in range(n)}
-    picks = {name: "skip" for name in table.space.choices()}
-    cost = table.estimate(picks)
-    layers = sum(t.table[("skip",)].flops for t in table.terms)
-    assert cost.flops == table.fixed.flops + layers
+    picks = {name: "skip" for name in space.choices()}
+    arch = space.resolve(picks)
+    full = count_model(nas.build(arch), arch.plan().input_shape).total
+    assert (table.estimate(picks).flops, table.estimate(picks).params) == (full.flops, full.params)
 
 
 def test_per_unit_counts_sum_to_the_total(spaces):
@@ -59,28 +64,49 @@ def test_per_unit_counts_sum_to_the_total(spaces):
     assert sum(c.params for _, c in cost.units) == cost.total.params
 
 
-def test_latency_is_measured():
-    import torch
+class _Sleeper(torch.nn.Module):
+    """Sleeps a known time per call (the first call much longer): what a median of the timed runs must give."""
 
-    ms = measure_latency(torch.nn.Conv2d(3, 8, 3), (3, 32, 32), "cpu", warmup=1, runs=3)
-    assert ms > 0
+    def __init__(self):
+        super().__init__()
+        self.calls, self.shapes, self.training_seen = 0, set(), set()
+
+    def forward(self, x):
+        self.calls += 1
+        self.shapes.add(tuple(x.shape))
+        self.training_seen.add(self.training)
+        time.sleep(0.5 if self.calls == 3 else 0.02)  # one slow timed run: a median ignores it, a mean would not
+        return x
 
 
-def test_latency_table_adds_measured_op_latencies(spaces):
+def test_latency_is_the_median_of_the_timed_runs_after_warmup():
+    module = _Sleeper()
+    ms = measure_latency(module, (3, 8, 8), "cpu", batch=2, warmup=2, runs=5)
+    assert module.calls == 7 and module.shapes == {(2, 3, 8, 8)} and module.training_seen == {False}
+    assert 20 <= ms < 400  # sleep never returns early; the 500 ms run is an outlier the median drops
+
+
+def test_latency_table_adds_the_latency_of_each_unit(spaces, monkeypatch):
+    """With a stand-in for the clock (each op's 'latency' is its parameter count / 1000), a table estimate must be
+    the whole built network's parameter count / 1000: every unit measured once, chosen or fixed."""
+    import nas.cost.latency as latency
+    import nas.cost.lut as lut
+    from nas.cost.flops import param_count
+
+    monkeypatch.setattr(lut, "_LATENCY", {})
+    monkeypatch.setattr(latency, "measure_latency", lambda module, shape, device, **kw: param_count(module) / 1000)
     space = nas.load(spaces / "fbnet.yaml").with_input(size=32).with_classes(10)
     table = CostTable(space, latency_device="cpu")
-    picks = space.sample(0)
-    est = table.estimate(picks)
-    entries = [t.table[t.key_of(picks)] for t in table.terms]
-    assert all(e.latency_ms > 0 for e in entries) and table.fixed.latency_ms > 0
-    assert est.latency_ms == pytest.approx(table.fixed.latency_ms + sum(e.latency_ms for e in entries))
-    assert est.flops == CostTable(space).estimate(picks).flops
+    for seed in range(3):
+        picks = space.sample(seed)
+        est = table.estimate(picks)
+        full = param_count(nas.build(space.resolve(picks)))
+        assert est.latency_ms == pytest.approx(full / 1000, rel=1e-12) and est.params == full
 
 
 def test_flops_convention_counts_only_multiply_adds_of_conv_linear_matmul():
     """Norms, pooling, upsampling and elementwise ops count 0; a conv and a linear count exactly k²·c_in·c_out·H·W
     and in·out (the convention of the EfficientNet/FBNet/NASNet papers, `MULTIPLY_ADD_OPS`)."""
-    import torch
     from torch import nn
 
     free = nn.Sequential(nn.BatchNorm2d(8), nn.GroupNorm(2, 8), nn.InstanceNorm2d(8), nn.ReLU(), nn.Hardswish(),

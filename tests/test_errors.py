@@ -47,19 +47,36 @@ TOKENS = ["{", "}", "[", "]", ":", ",", "-", " ", "\n", "  ", "$tbs", "choice", 
           "stages", "cells", "nodes", "layers", "blocks", "\t", "é", "🙂"]
 
 
-def _accepts_or_spec_error(text: str) -> None:
+INTERNAL = re.compile(r"Traceback|object has no attribute|unhashable type|NoneType|not subscriptable|"
+                      r"object is not|unsupported operand|KeyError|IndexError|list index|invalid literal for")
+
+
+def _accepts_or_spec_error(text: str) -> bool:
     """Loading, resolving and planning either work or raise the one located user error — nothing else."""
     try:
         space = loads(text, "fuzz.yaml")
         space.resolve(space.sample(0)).plan()
     except SpecError as err:
+        # the class of message a user error has: one line, located in the file, in our words (not a Python
+        # exception's text leaking through a broad except)
         assert "\n" not in str(err)
+        assert err.where and err.where.file == "fuzz.yaml" and err.message, str(err)
+        assert not INTERNAL.search(err.message), str(err)
+    else:
+        return True
+    return False
 
 
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(TOKENS), max_size=40).map("".join))
 def test_fuzz_token_soup(text):
     _accepts_or_spec_error(text)
+
+
+def test_the_fuzzers_seed_is_accepted_and_a_known_break_is_refused():
+    """A loader that refused everything would pass the fuzzers; this one must accept the unmutated seed."""
+    assert _accepts_or_spec_error(FBNET) is True
+    assert _accepts_or_spec_error(FBNET.replace("op: ir", "op: irr", 1)) is False
 
 
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

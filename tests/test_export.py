@@ -108,13 +108,7 @@ def _sampled_cases():
     return cases
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Many small models: one thread is faster than two, and much faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _check_standalone(cases, tmp_path):

@@ -226,7 +226,7 @@ def test_coefficient_grid():
     assert (1.0, 1.0, 1.0) not in grid and (2.0, 1.0, 1.0) in grid and len(grid) == len(set(grid))
     assert (1.2, 1.1, 1.15) not in scaling.coefficient_grid(step=0.05, tolerance=0.05)
     assert len(scaling.coefficient_grid(step=0.1, tolerance=0.02)) < len(grid)
-    with pytest.raises(nas.SpecError):
+    with pytest.raises(nas.SpecError, match="the coefficient grid needs step > 0"):
         scaling.coefficient_grid(step=0)
 
 

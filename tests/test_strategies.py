@@ -9,6 +9,7 @@ from nas.dsl.errors import SpecError
 from nas.recipe import Constraint, Objective
 from nas.search.strategies import Exhausted, Outcome, make_strategy
 from nas.search.strategies.evolution import RegularizedEvolution
+from nas.search.strategies.grid import GridSearch
 from nas.search.strategies.reinforce import Reinforce
 
 ACC = [Objective("accuracy", "max")]
@@ -178,3 +179,54 @@ def test_optuna_records_constraints_and_failures(name, tmp_path):
         depth = int(t.params["stages.0.n"])
         assert {k for k in t.params if k.startswith("stages.0.layers.")} == \
             {f"stages.0.layers.{j}" for j in range(depth)}
+
+
+def test_evolution_makes_exactly_population_random_proposals_then_mutates(monkeypatch):
+    strategy = RegularizedEvolution(SPACE, ACC, {"population": 4, "sample": 2}, seed=2)
+    mutated = []
+    real = strategy.mutate
+    monkeypatch.setattr(strategy, "mutate", lambda parent: mutated.append(parent) or real(parent))
+    for expected in (0, 0, 0, 0, 1, 2):  # the first four fill the population at random, then children
+        drive(strategy, 1)
+        assert len(mutated) == expected
+
+
+@pytest.mark.parametrize("cls,option,good,bad", [
+    (RegularizedEvolution, "population", [2, 16], [1, 0]),
+    (RegularizedEvolution, "sample", [1, 4], [0, -1]),
+    (Reinforce, "baseline_decay", [0.0, 0.8, 0.999], [1.0, -0.01]),
+    (Reinforce, "lr", [1e-6, 0.3], [0.0, -1.0]),
+    (Reinforce, "entropy", [0.0, 0.01], [-1e-9]),
+    (Reinforce, "reward_w", [0.0, -0.07], [1e-9]),
+    (GridSearch, "max_size", [1, 10_000], [0, -5]),
+])
+def test_option_bounds_are_inclusive_where_the_hint_says(cls, option, good, bad):
+    check = cls.OPTIONS[option].check
+    assert all(check(v) for v in good) and not any(check(v) for v in bad)
+
+
+def test_grid_visits_in_order_unless_shuffled_and_its_size_limit_is_inclusive():
+    from nas.dsl.walk import enumerate_all
+
+    in_order = [dict(p) for p in enumerate_all(SPACE)]
+    assert drive(make_strategy("grid", SPACE, ACC), 5) == in_order[:5]  # no shuffle by default
+    shuffled = drive(GridSearch(SPACE, ACC, {"shuffle": True}, seed=0), SPACE.size())
+    assert shuffled != in_order and sorted(map(str, shuffled)) == sorted(map(str, in_order))
+    assert len(GridSearch(SPACE, ACC, {"max_size": SPACE.size()}).points) == SPACE.size() == 78
+    with pytest.raises(SpecError, match="would have 78 points, more than strategy.max_size 77"):
+        GridSearch(SPACE, ACC, {"max_size": 77})
+    assert GridSearch.OPTIONS["max_size"].default == 10_000  # the documented default
+
+
+def test_evolution_stops_random_proposals_after_population_many_even_if_some_failed(monkeypatch):
+    """The random phase is `population` proposals, not `population` successes: a failed one is not retried."""
+    strategy = RegularizedEvolution(SPACE, ACC, {"population": 3, "sample": 2}, seed=2)
+    mutated = []
+    real = strategy.mutate
+    monkeypatch.setattr(strategy, "mutate", lambda parent: mutated.append(parent) or real(parent))
+    for outcome in ("ok", "ok", "failed"):
+        number, _ = strategy.ask()
+        strategy.tell(number, Outcome(outcome, [0.5] if outcome == "ok" else None))
+    assert len(strategy.population) == 2 and not mutated
+    strategy.ask()
+    assert len(mutated) == 1  # the fourth proposal is a child of the two that trained

@@ -96,6 +96,60 @@ def test_resume_in_the_library_continues_without_repeating_epochs(tmp_path):
         train(nas.build(arch), data, config, run_dir=tmp_path / "empty", resume=True)
 
 
+class _Interrupted(Exception):
+    pass
+
+
+def _raise_after(epoch: int):
+    def callback(metrics):
+        if metrics["epoch"] == epoch:
+            raise _Interrupted  # as a crash right after the epoch's checkpoint
+    return callback
+
+
+def test_interrupted_run_resumes_to_bit_identical_weights(tmp_path, monkeypatch):
+    """Drop-path and dropout draw from torch's global RNG, shuffling and augmentation from the loop's generator:
+    a resume must restore both, so the final weights equal an uninterrupted run's bit for bit."""
+    import nas.train as loop
+
+    data = _subset(load_dataset("digits", size=16), 192)
+    arch = nas.loads(SMALL.replace("{op: classifier}", "{op: classifier, dropout: 0.3}"))
+    config = TrainConfig(epochs=3, batch_size=32, seed=7, augment=True, drop_path=0.3)
+    whole = nas.build(arch, seed=7)
+    train(whole, data, config)
+
+    def resumed(folder, restore=None):
+        with pytest.raises(_Interrupted):
+            train(nas.build(arch, seed=7), data, config, run_dir=folder, callback=_raise_after(1))
+        if restore is not None:
+            monkeypatch.setattr(loop, "_restore_rng", restore)
+        model = nas.build(arch, seed=99)  # the checkpoint, not the seed, must decide the weights
+        result = train(model, data, config, run_dir=folder, resume=True)
+        monkeypatch.undo()
+        assert result.status == "ok" and [h["epoch"] for h in result.history] == [1, 2, 3]
+        return model.state_dict()
+
+    def same(a, b):
+        return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    assert same(resumed(tmp_path / "a"), whole.state_dict())
+    # each RNG stream matters: restoring all but one of them gives other weights
+    original = loop._restore_rng
+
+    def without_global(state, generator):
+        kept = torch.get_rng_state()
+        original(state, generator)
+        torch.set_rng_state(kept)
+
+    def without_generator(state, generator):
+        kept = generator.get_state()
+        original(state, generator)
+        generator.set_state(kept)
+
+    assert not same(resumed(tmp_path / "b", without_global), whole.state_dict())
+    assert not same(resumed(tmp_path / "c", without_generator), whole.state_dict())
+
+
 def test_nan_loss_is_reported_not_raised():
     data = _subset(load_dataset("digits", size=16), 128)
     model = nas.build(nas.loads(SMALL), seed=0)

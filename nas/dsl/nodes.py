@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from nas.dsl import transform
 from nas.dsl.document import Choice, _Normalizer, option_key, walk_choices
-from nas.dsl.errors import SpecError
+from nas.dsl.errors import Location, SpecError
 from nas.dsl.parse import PosDict
 from nas.dsl.plan import Plan, plan
 from nas.dsl.resolve import resolve_doc, space_size, substitute
@@ -32,6 +32,8 @@ class Space:
 
     @classmethod
     def from_data(cls, doc: PosDict, file: str = "<string>") -> "Space":
+        if not isinstance(doc, dict) and getattr(doc, "where", None) is None:  # a bare scalar has no position
+            raise SpecError("the top level must be a mapping", Location(file, 1, 1), "start with 'name: ...'")
         normalized = _Normalizer(doc).run()
         is_fixed = not any(True for _ in walk_choices(normalized))
         return (Arch if is_fixed else Space)(normalized, file)
