@@ -7,7 +7,6 @@ import contextlib
 import io
 import os
 import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings

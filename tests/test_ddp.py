@@ -20,7 +20,6 @@ import torch
 
 import nas.dsl as dsl
 from nas.cli import main
-from nas.data import Dataset, Split
 from nas.supernet.dnas import DnasConfig, make_loop, train_step
 from test_dnas import TINY_FBNET, small_digits
 

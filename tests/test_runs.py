@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nas.dsl.errors import SpecError
-from nas.runs import MARKER, PAUSE_ENV, TEMP_SUFFIX, RunDir, is_within, read_json
+from nas.runs import MARKER, TEMP_SUFFIX, RunDir, is_within, read_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
