@@ -33,6 +33,8 @@ def _search(args) -> int:
         prepared = _prepare(recipe)
         run = RunDir.create(out, kind="search", overwrite=args.overwrite)
     with run:
+        if recipe.sweep:
+            return _family(recipe, run, args)
         if recipe.strategy.name == "dnas":
             from nas.supernet import run_dnas
             from nas.supernet.strategy import format_summary
@@ -50,6 +52,21 @@ def _search(args) -> int:
                   f"{recipe.budget.trials} trials → {run.path}")
         run_search(recipe, run, resume=bool(args.resume), quiet=args.quiet, address=args.address, prepared=prepared)
     return 0
+
+
+def _family(recipe, run, args) -> int:
+    """A `sweep:` recipe: one DNAS search per value (Ray Tune trials); the family's table. Exit 1 when a
+    member failed (--resume runs it again)."""
+    from nas.report import console
+    from nas.search.family import family_table, run_family
+
+    out = console()
+    summary = run_family(recipe, run, resume=bool(args.resume), quiet=args.quiet, address=args.address,
+                         log=lambda line: out.print(line, markup=False, highlight=False))
+    if not args.quiet:
+        out.print(family_table(summary))
+        out.print(f"run folder: {run.path} (family.csv, summary.json, members/)", markup=False, highlight=False)
+    return 0 if all(row["status"] == "done" for row in summary["members"]) else 1
 
 
 def _prepare(recipe):

@@ -86,6 +86,11 @@ def start_ray(address: str | None, cpus: int, gpus: float) -> bool:
     return True
 
 
+def experiment_name(root: Path) -> str:
+    """Ray's experiment folder in the run folder: `ray`, then `ray-resume-N` for each resumed run."""
+    return "ray" if not (root / "ray").exists() else f"ray-resume-{len(list(root.glob('ray-resume-*'))) + 1}"
+
+
 def run_trials(search, *, address: str | None = None, quiet: bool = False) -> None:
     import ray
     from ray import tune
@@ -114,7 +119,7 @@ def run_trials(search, *, address: str | None = None, quiet: bool = False) -> No
         if recipe.budget.time_s:
             time_left = max(1.0, recipe.budget.time_s - search.previous_seconds)
         root = Path(search.run.path).resolve()
-        name = "ray" if not (root / "ray").exists() else f"ray-resume-{len(list(root.glob('ray-resume-*'))) + 1}"
+        name = experiment_name(root)
         searcher = StrategySearcher(search)
         tuner = tune.Tuner(
             fn,
