@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from nas.cli import main
-from nas.recipe import loads_recipe, sweep_members
+from nas.recipe import load_recipe, loads_recipe, sweep_members
 from test_dnas import TINY_FBNET
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +83,15 @@ def test_a_sweep_on_a_multi_trial_strategy_is_refused(tmp_path, capsys):
     code = main(["search", str(path), "-o", str(tmp_path / "run"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "strategy 'tpe' is multi-trial" in err
+
+
+def test_the_shipped_family_recipe_makes_three_dnas_members():
+    recipe = load_recipe(ROOT / "recipes" / "fbnet_family.yaml")
+    members = sweep_members(recipe)
+    assert [m.name for m in members] == ["beta=0.6", "beta=2.0", "beta=6.0"]
+    assert [m.recipe.strategy.options["beta"] for m in members] == [0.6, 2.0, 6.0]
+    assert all(m.recipe.strategy.name == "dnas" and m.recipe.retrain for m in members)
+    assert len(members[0].recipe.load_space().choices()) == 12  # depth ×0.5 of FBNet's 22 searched layers
 
 
 def _rows(run: Path) -> list[dict]:
