@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0, help="seed of the random sampler")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # each figure as soon as it is known: the whole run is long
     torch.set_num_threads(args.threads)
 
     from nas.cost.lut import CostTable
