@@ -20,7 +20,7 @@ A `Recipe` (stable shape, read by `nas.search` and `nas.supernet`):
     recipe.seed: int                     recipe.export: dict | None ({"formats": [...]})
     recipe.retrain: dict | None          {"epochs": int, "inherit": bool}  (shape-checked only here)
     recipe.sweep: dict | None            {"key.path": [values, ...]}: one DNAS search per combination;
-                                         `sweep_members(recipe)` gives the member recipes (checked on load)
+                                         `nas.recipe_sweep.sweep_members(recipe)` gives the member recipes
     recipe.doc: PosDict                  the parsed document after `--set` overrides (positions kept)
     recipe.where(*path) -> Location      location of a key path, for located errors
     recipe.as_dict() -> dict             the resolved recipe (defaults filled), written into the run folder
@@ -33,17 +33,14 @@ any number). Unknown options are located errors with a did-you-mean. Any other e
 """
 from __future__ import annotations
 
-import copy
 import importlib
-import itertools
-import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from nas.dsl.errors import Location, SpecError, did_you_mean
+from nas.dsl.errors import Location, SpecError
 from nas.dsl.parse import PosDict, parse_yaml, read_yaml
 
 STRATEGIES: dict[str, str] = {
@@ -66,7 +63,6 @@ TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_dec
 EXPORT_FORMATS = ("py", "yaml", "weights", "torchscript", "onnx")
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9, "ms": 1.0}
 TIME_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
-SWEEP_SHARED = ("name", "description", "sweep", "resources", "ray", "storage")  # one value for the whole family
 
 
 @dataclass(frozen=True)
@@ -298,114 +294,6 @@ def set_key_path(doc: PosDict, keys: list[str], value: Any, where: Location) -> 
         node = child
     node[keys[-1]] = value
     _locate(node, keys[-1], where)
-
-
-@dataclass
-class SweepMember:
-    """One search of a `sweep:` family: its values and the recipe they make."""
-
-    name: str  # its folder under members/, e.g. "alpha=0.2" or "alpha=0.5,strategy.mode=single_path"
-    values: dict  # sweep key (as written) → value
-    recipe: Recipe
-
-
-def sweep_members(recipe: Recipe) -> list[SweepMember]:
-    """The member recipes of `recipe.sweep`: the recipe without `sweep:`, each key set to one value exactly as
-    `--set` sets it, validated like any recipe; several keys give every combination. A key without a dot that
-    is an option of the strategy is short for `strategy.KEY` (`alpha` = `strategy.alpha`)."""
-    from nas.recipe_schema import Validator
-
-    if not recipe.sweep:
-        return []
-    if recipe.strategy.name != "dnas":
-        raise SpecError(f"sweep runs one DNAS search per value; strategy '{recipe.strategy.name}' is multi-trial",
-                        recipe.where("sweep"), "a multi-trial search already trains many architectures as Ray Tune "
-                        "trials: run `nas search --set KEY=VALUE` once per value")
-    spots = sweep_spots(recipe.doc["sweep"])
-    paths = {key: _sweep_path(recipe, key, where) for key, (_, where) in spots.items()}
-    members, seen = [], {}
-    for combo in itertools.product(*(range(len(values)) for values, _ in spots.values())):
-        doc = copy.deepcopy(recipe.doc)
-        del doc["sweep"]
-        values = {}
-        for (key, (items, where)), i in zip(spots.items(), combo):
-            set_key_path(doc, paths[key], copy.deepcopy(items[i]), _item_loc(items, i, where))
-            values[key] = _plain(items[i])
-        name = ",".join(f"{key}={sweep_label(value)}" for key, value in values.items())
-        try:
-            member = Validator(doc, recipe.file).run()
-        except SpecError as err:
-            raise SpecError(f"sweep member {name}: {err.message}", err.where, err.hint) from None
-        if member.strategy.name != "dnas":
-            raise SpecError(f"sweep member {name} is not a DNAS search", recipe.where("sweep"),
-                            "a sweep varies a DNAS recipe; leave strategy.name out of it")
-        folder = re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name)[:120]
-        if folder in seen:
-            raise SpecError(f"sweep members {seen[folder]} and {name} would share the folder members/{folder}",
-                            recipe.where("sweep"), "give each sweep key distinct values")
-        seen[folder] = name
-        members.append(SweepMember(folder, values, member))
-    return members
-
-
-def sweep_spots(sweep: Any) -> dict[str, tuple[list, Location]]:
-    """`sweep:` flattened to key path → (values, location): `{strategy: {alpha: [..]}}` (what
-    `--set sweep.strategy.alpha=[..]` writes) is the same as `{strategy.alpha: [..]}`."""
-    out: dict[str, tuple[list, Location]] = {}
-
-    def walk(node: dict, prefix: str) -> None:
-        for key, value in node.items():
-            path = f"{prefix}{key}"
-            if not isinstance(key, str) or not all(path.split(".")):
-                raise SpecError(f"sweep key '{path}' must be a dotted key path", _key_loc(node, key),
-                                "e.g. strategy.alpha: [0.0, 0.2, 0.5]")
-            if isinstance(value, dict) and value:
-                walk(value, path + ".")
-            elif not isinstance(value, list) or not value:
-                raise SpecError(f"sweep '{path}' must be a non-empty list of values", _loc(node, key),
-                                f"e.g. {path}: [0.1, 0.2]")
-            elif path in out:
-                raise SpecError(f"sweep key '{path}' is given twice", _key_loc(node, key))
-            elif len({json.dumps(_plain(v), sort_keys=True) for v in value}) < len(value):
-                raise SpecError(f"sweep '{path}' lists a value twice", _loc(node, key),
-                                "each value makes one member of the family")
-            else:
-                out[path] = (value, _loc(node, key))
-
-    if not isinstance(sweep, dict) or not sweep:
-        raise SpecError("sweep must be a mapping of key paths to lists of values", getattr(sweep, "where", None),
-                        "e.g. sweep: {strategy.alpha: [0.0, 0.2, 0.5]}")
-    walk(sweep, "")
-    return out
-
-
-def _sweep_path(recipe: Recipe, key: str, where: Location) -> list[str]:
-    keys = key.split(".")
-    options = strategy_info(recipe.strategy.name).OPTIONS
-    if len(keys) == 1 and key not in TOP_KEYS:
-        if key in options:
-            return ["strategy", key]
-        raise SpecError(f"unknown sweep key '{key}'", where,
-                        did_you_mean(key, [*TOP_KEYS, *options]) or "a recipe key path, e.g. strategy.alpha")
-    if keys == ["strategy", "name"]:
-        raise SpecError("strategy.name cannot be swept", where, "a sweep varies one DNAS recipe")
-    if keys[0] in SWEEP_SHARED:
-        raise SpecError(f"'{keys[0]}' cannot be swept: the whole family shares it", where,
-                        "sweep strategy, space, data, train or retrain keys, or the seed")
-    return keys
-
-
-def _item_loc(items: list, i: int, where: Location) -> Location:
-    return items.loc(i) if hasattr(items, "loc") else where
-
-
-def sweep_label(value: Any) -> str:
-    """A swept value as its member's name shows it (0.0, true, single_path, [1,2])."""
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    if isinstance(value, (int, float, str)):
-        return str(value)
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 # -- shared pieces -------------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from nas.dsl.parse import PosDict, PosList
 from nas.recipe import (COEFFICIENT_KEYS, DATA_KEYS, EXPORT_FORMATS, METRICS, SPACE_KEYS, STRATEGIES, TIME_UNITS,
                         TOP_KEYS, TRAIN_KEYS, Budget, Constraint, DataSection, Objective, Option, Recipe, Resources,
                         SpaceSection, StrategySection, _key_loc, _loc, _locate, _plain, _posdict, parse_quantity,
-                        strategy_info, sweep_members, sweep_spots)
+                        strategy_info)
+from nas.recipe_sweep import sweep_members, sweep_spots
 
 class Validator:
     def __init__(self, doc: PosDict, file: str):
@@ -300,7 +301,7 @@ class Validator:
         return {"epochs": _int(sec, "epochs", 10, minimum=1), "inherit": inherit}
 
     def sweep(self) -> dict | None:
-        """Shape only; `Validator.run` then checks every member recipe (nas.recipe.sweep_members)."""
+        """Shape only; `Validator.run` then checks every member recipe (nas.recipe_sweep.sweep_members)."""
         if self.doc.get("sweep") is None:
             return None
         return {key: _plain(values) for key, (values, _) in sweep_spots(self.doc["sweep"]).items()}

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from nas.cli import main
-from nas.recipe import load_recipe, loads_recipe, sweep_members
+from nas.recipe import load_recipe, loads_recipe
+from nas.recipe_sweep import sweep_members
 from test_dnas import TINY_FBNET
 
 ROOT = Path(__file__).resolve().parent.parent

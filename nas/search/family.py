@@ -32,7 +32,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from nas.recipe import Recipe, SweepMember, sweep_label, sweep_members
+from nas.recipe import Recipe
+from nas.recipe_sweep import SweepMember, sweep_label, sweep_members
 from nas.search.results import _cell
 
 MEMBERS = "members"
