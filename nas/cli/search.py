@@ -83,8 +83,9 @@ def register(sub) -> None:
                        description="Run the search a recipe describes. Multi-trial strategies train each "
                                    "candidate as a Ray Tune trial; results go to the run folder (trials.csv, "
                                    "best.arch.yaml or pareto/, summary.json, study.db, Ray's experiment "
-                                   "folder). --resume continues a killed search without losing or repeating "
-                                   "finished trials.")
+                                   "folder). A DNAS recipe with `sweep:` runs one search per value as Ray Tune trials "
+                                   "(members/, family.csv). --resume continues a killed search without losing "
+                                   "or repeating finished trials.")
     p.add_argument("recipe", metavar="RECIPE", nargs="?", default=None, help="recipe YAML file")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override a recipe value, e.g. --set budget.trials=8 (repeatable)")

@@ -1,6 +1,6 @@
 """The Ray Tune side of a search: the Searcher adapter around our strategies, ASHA, resources, Ray itself.
 
-Only this module (and nas.search.trial) imports Ray. `StrategySearcher.suggest` asks the driver's `Search`
+Only this module (and nas.search.trial, nas.search.family) imports Ray. `StrategySearcher.suggest` asks the driver's `Search`
 for the next candidate that meets the constraints (rejected ones are recorded there and never become Tune
 trials); `on_trial_complete` hands Tune's last results back to it.
 """
