@@ -24,7 +24,8 @@ A `Recipe` (stable shape, read by `nas.search` and `nas.supernet`):
                                          is given, so processes pointed at one storage share one study)
     recipe.seed: int                     recipe.export: dict | None ({"formats": [...]})
     recipe.retrain: dict | None          {"epochs": int, "inherit": bool}  (shape-checked only here)
-    recipe.sweep: dict | None            {"key.path": [values, ...]}       (shape-checked only here)
+    recipe.sweep: dict | None            {"key.path": [values, ...]}: one DNAS search per combination;
+                                         `nas.recipe_sweep.sweep_members(recipe)` gives the member recipes
     recipe.doc: PosDict                  the parsed document after `--set` overrides (positions kept)
     recipe.where(*path) -> Location      location of a key path, for located errors
     recipe.as_dict() -> dict             the resolved recipe (defaults filled), written into the run folder
@@ -290,6 +291,12 @@ def apply_override(doc: PosDict, text: str) -> None:
     if not path.strip() or any(not k for k in keys):
         raise SpecError(f"bad key path '{path}'", where, "dotted keys, e.g. strategy.population=20")
     value = parse_yaml(value_text, f"--set {path}") if value_text.strip() else None
+    set_key_path(doc, keys, value, where)
+
+
+def set_key_path(doc: PosDict, keys: list[str], value: Any, where: Location) -> None:
+    """Set `doc[k0][k1]...[kn] = value` (parents made), recording `where` as the key's location: what `--set`
+    does, and what a `sweep:` member does to the recipe it copies."""
     node = doc
     for depth, key in enumerate(keys[:-1]):
         child = node.get(key)

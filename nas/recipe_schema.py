@@ -17,6 +17,7 @@ from nas.recipe import (COEFFICIENT_KEYS, DATA_KEYS, EXPORT_FORMATS, METRICS, RA
                         TIME_UNITS, TOP_KEYS, TRAIN_KEYS, Budget, Constraint, DataSection, Objective, Option, Recipe,
                         Resources, SpaceSection, StrategySection, _key_loc, _loc, _locate, _plain, _posdict,
                         parse_quantity, strategy_info)
+from nas.recipe_sweep import sweep_members, sweep_spots
 
 STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "abfs", "abfss")  # what Ray Tune's pyarrow storage reads
 
@@ -45,7 +46,7 @@ class Validator:
         train = self.train()
         seed = _int(doc, "seed", 0, minimum=0)
         resources = self.resources(strategy)
-        return Recipe(
+        recipe = Recipe(
             name=name, file=self.file, doc=doc, space=self.space(), data=data, strategy=strategy,
             objectives=objectives, constraints=self.constraints(), train=train, budget=self.budget(),
             early_stop=self.early_stop(train), resources=resources, ray_address=self.ray(),
@@ -53,6 +54,13 @@ class Validator:
             description=str(doc.get("description", "")), ray_storage_path=self.ray_storage_path(),
             max_failures=_int(self.section("ray", "address", RAY_KEYS), "max_failures", 0, minimum=0),
             study_name=self.study_name())
+        if recipe.sweep:
+            if recipe.resources.workers > 1:
+                raise SpecError("a sweep runs its members as Ray Tune trials of one worker each",
+                                recipe.where("resources", "workers"),
+                                "drop resources.workers, or run one data-parallel search per value with --set")
+            sweep_members(recipe)  # every member is a valid recipe, or a located error now
+        return recipe
 
     def section(self, key: str, short: str | None = None, keys: Iterable[str] | None = None) -> PosDict:
         value = self.doc.get(key)
@@ -332,18 +340,10 @@ class Validator:
         return {"epochs": _int(sec, "epochs", 10, minimum=1), "inherit": inherit}
 
     def sweep(self) -> dict | None:
+        """Shape only; `Validator.run` then checks every member recipe (nas.recipe_sweep.sweep_members)."""
         if self.doc.get("sweep") is None:
             return None
-        sec = self.section("sweep")
-        out = {}
-        for key, values in sec.items():
-            if not isinstance(key, str) or not all(key.split(".")):
-                raise SpecError(f"sweep key '{key}' must be a dotted key path", _key_loc(sec, key))
-            if not isinstance(values, list) or not values:
-                raise SpecError(f"sweep '{key}' must be a non-empty list of values", _loc(sec, key),
-                                f"e.g. {key}: [0.1, 0.2]")
-            out[key] = _plain(values)
-        return out
+        return {key: _plain(values) for key, (values, _) in sweep_spots(self.doc["sweep"]).items()}
 
 
 def check_option(option: Option, value: Any, name: str, where: Location) -> Any:

@@ -31,11 +31,12 @@ def test_a_recipe_with_defaults_and_overrides():
 
 
 def test_short_forms_and_generic_sections():
-    recipe = loads_recipe("space: nasnet\nstrategy: random\nretrain: {epochs: 5, inherit: true}\n"
-                          "sweep: {strategy.lr: [0.1, 0.2]}\n", "r.yaml", ["strategy.dedupe=false"])
+    recipe = loads_recipe("space: nasnet\nstrategy: random\nretrain: {epochs: 5, inherit: true}\n", "r.yaml",
+                          ["strategy.dedupe=false"])
     assert recipe.space.source == "nasnet" and recipe.strategy.options == {"dedupe": False}
     assert recipe.retrain == {"epochs": 5, "inherit": True}
-    assert recipe.sweep == {"strategy.lr": [0.1, 0.2]}
+    dnas = loads_recipe("space: fbnet\nstrategy: dnas\nsweep: {strategy.lr: [0.1, 0.2]}\n", "r.yaml")
+    assert dnas.sweep == {"strategy.lr": [0.1, 0.2]}
 
 
 def test_every_multi_trial_strategy_declares_options():

@@ -40,6 +40,8 @@ def _search(args) -> int:
 
 def _run(args, recipe, prepared, run) -> int:
     with run:
+        if recipe.sweep:
+            return _family(recipe, run, args)
         if recipe.strategy.name == "dnas":
             from nas.supernet import run_dnas
             from nas.supernet.strategy import format_summary
@@ -61,6 +63,21 @@ def _run(args, recipe, prepared, run) -> int:
                   f"{recipe.budget.trials} trials → {run.path}")
         run_search(recipe, run, resume=bool(args.resume), quiet=args.quiet, address=args.address, prepared=prepared)
     return 0
+
+
+def _family(recipe, run, args) -> int:
+    """A `sweep:` recipe: one DNAS search per value (Ray Tune trials); the family's table. Exit 1 when a
+    member failed (--resume runs it again)."""
+    from nas.report import console
+    from nas.search.family import family_table, run_family
+
+    out = console()
+    summary = run_family(recipe, run, resume=bool(args.resume), quiet=args.quiet, address=args.address,
+                         log=lambda line: out.print(line, markup=False, highlight=False))
+    if not args.quiet:
+        out.print(family_table(summary))
+        out.print(f"run folder: {run.path} (family.csv, summary.json, members/)", markup=False, highlight=False)
+    return 0 if all(row["status"] == "done" for row in summary["members"]) else 1
 
 
 def _cluster(recipe, address):
@@ -97,8 +114,9 @@ def register(sub) -> None:
                        description="Run the search a recipe describes. Multi-trial strategies train each "
                                    "candidate as a Ray Tune trial; results go to the run folder (trials.csv, "
                                    "best.arch.yaml or pareto/, summary.json, study.db, Ray's experiment "
-                                   "folder). --resume continues a killed search without losing or repeating "
-                                   "finished trials.")
+                                   "folder). A DNAS recipe with `sweep:` runs one search per value as Ray Tune trials "
+                                   "(members/, family.csv). --resume continues a killed search without losing "
+                                   "or repeating finished trials.")
     p.add_argument("recipe", metavar="RECIPE", nargs="?", default=None, help="recipe YAML file")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override a recipe value, e.g. --set budget.trials=8 (repeatable)")

@@ -1,6 +1,6 @@
 """The Ray Tune side of a search: the Searcher adapter around our strategies, ASHA, resources, Ray itself.
 
-Only this module (and nas.search.trial) imports Ray. `StrategySearcher.suggest` asks the driver's `Search`
+Only this module (and nas.search.trial, nas.search.family) imports Ray. `StrategySearcher.suggest` asks the driver's `Search`
 for the next candidate that meets the constraints (rejected ones are recorded there and never become Tune
 trials); `on_trial_complete` hands Tune's last results back to it.
 """
@@ -136,6 +136,11 @@ def ray_connection(address: str | None, resources, where: str = "--address"):
             ray.shutdown()
 
 
+def experiment_name(root: Path) -> str:
+    """Ray's experiment folder in the run folder: `ray`, then `ray-resume-N` for each resumed run."""
+    return "ray" if not (root / "ray").exists() else f"ray-resume-{len(list(root.glob('ray-resume-*'))) + 1}"
+
+
 def experiment_place(search) -> tuple[str, str]:
     """(storage_path, name) of this run's Ray Tune experiment: `ray/` (then `ray-resume-N/`) in the run folder,
     or `<ray.storage_path>/<run folder name>[-resume-<time>]` when the recipe names a place every node reaches."""
@@ -144,8 +149,7 @@ def experiment_place(search) -> tuple[str, str]:
     root = Path(search.run.path).resolve()
     shared = search.recipe.ray_storage_path
     if shared is None:
-        name = "ray" if not (root / "ray").exists() else f"ray-resume-{len(list(root.glob('ray-resume-*'))) + 1}"
-        return str(root), name
+        return str(root), experiment_name(root)
     return shared, root.name + (f"-resume-{time.strftime('%Y%m%d-%H%M%S')}" if search.resumed else "")
 
 

@@ -84,16 +84,19 @@ def config_from_recipe(recipe) -> DnasConfig:
                       device=recipe.train.get("device", "auto"))
 
 
-def run_dnas(recipe, run, *, quiet: bool = False, address: str | None = None) -> dict:
+def run_dnas(recipe, run, *, quiet: bool = False, address: str | None = None, data=None, on_epoch=None) -> dict:
     """Search, derive, retrain (when asked) and summarize into the run folder; returns the summary.
     `resources: {workers: N > 1}` trains the supernet on N Ray Train workers (at `address`, else ray.address,
-    else a local Ray)."""
+    else a local Ray). `data`: the recipe's dataset when the caller has it loaded already (a sweep's members
+    share one); `on_epoch` gets each epoch's history record (one worker)."""
     from nas.data import load_dataset
     from nas.supernet.derive import argmax_assignment, sample_assignments
 
     config = config_from_recipe(recipe)
-    data = load_dataset(recipe.data.name, size=recipe.data.size, root=recipe.data.root,
-                        val_fraction=recipe.data.val_fraction, seed=recipe.data.seed, channels=recipe.data.channels)
+    if data is None:
+        data = load_dataset(recipe.data.name, size=recipe.data.size, root=recipe.data.root,
+                            val_fraction=recipe.data.val_fraction, seed=recipe.data.seed,
+                            channels=recipe.data.channels)
     space = recipe.load_space(data)
     if not space.choices():
         raise SpecError(f"space '{space.name}' has no choices: there is nothing to search", recipe.where("space"),
@@ -106,7 +109,7 @@ def run_dnas(recipe, run, *, quiet: bool = False, address: str | None = None) ->
     else:
         resume = (run.path / CHECKPOINT).is_file()
         with _progress(quiet, config.epochs) as progress:
-            result = search(space, data, config, run=run, resume=resume, on_step=progress)
+            result = search(space, data, config, run=run, resume=resume, on_step=progress, on_epoch=on_epoch)
     net, expected = result.supernet, result.expected
     best = argmax_assignment(net)
     summary = {"recipe": recipe.name, "strategy": "dnas", "mode": config.mode, "loss": config.loss,
