@@ -94,7 +94,7 @@ def test_latency_table_adds_the_latency_of_each_unit(spaces, monkeypatch):
     from nas.cost.flops import param_count
 
     monkeypatch.setattr(lut, "_LATENCY", {})
-    monkeypatch.setattr(latency, "measure_latency", lambda module, shape, device, **kw: param_count(module) / 1000)
+    monkeypatch.setattr(latency, "time_forward", lambda modules, shape, timing: param_count(modules[0]) / 1000)
     space = nas.load(spaces / "fbnet.yaml").with_input(size=32).with_classes(10)
     table = CostTable(space, latency_device="cpu")
     for seed in range(3):
