@@ -347,6 +347,8 @@ class Validator:
 
 
 def check_option(option: Option, value: Any, name: str, where: Location) -> Any:
+    if value is None and option.default is None:  # an optional option left unset (a saved recipe writes null)
+        return None
     kinds = option.kind if isinstance(option.kind, tuple) else (option.kind,)
     if float in kinds and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)

@@ -1,4 +1,6 @@
 """Recipes: parsing, defaults, --set, and bad recipes as one-line located errors (exit 2)."""
+from pathlib import Path
+
 import pytest
 
 from nas.cli import main
@@ -158,3 +160,13 @@ def test_efficientnet_coefficients_are_one_choice_of_a_space():
     command = "nas scale efficientnet_b0 --phi PHI --alpha 1.2 --beta 1 --gamma 1.3"
     assert command in space.explain({"coefficients": key})
     assert base.doc["bn"]["momentum"] == 0.1  # the recipe's space.bn override
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "recipes").glob("*.yaml")))
+def test_every_shipped_recipe_reads_back_from_its_saved_form(name, tmp_path):
+    """`--resume` and a sweep's members load the recipe.yaml a run wrote: unset optional options (written as
+    null), sweeps and every section must read back as the same recipe."""
+    recipe = load_recipe(Path(__file__).resolve().parent.parent / "recipes" / f"{name}.yaml")
+    saved = tmp_path / "recipe.yaml"
+    saved.write_text(recipe.to_yaml())
+    assert load_recipe(saved).as_dict() == recipe.as_dict()
