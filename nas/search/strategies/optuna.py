@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import socket
 import threading
+import time
 import warnings
 
 import optuna
@@ -51,9 +53,19 @@ def open_storage(url: str, heartbeat_s: int | None = None) -> optuna.storages.RD
     engine_kwargs = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}} if url.startswith(("postgresql",
                                                                                                  "mysql")) else {}
     beat = {"heartbeat_interval": heartbeat_s, "grace_period": GRACE_BEATS * heartbeat_s} if heartbeat_s else {}
-    with warnings.catch_warnings():  # heartbeats are marked experimental
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **beat)
+    import sqlalchemy.exc
+
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():  # heartbeats are marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **beat)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            # two processes creating Optuna's tables in a fresh database at once: PostgreSQL refuses the
+            # second CREATE ("duplicate key … pg_type_typname_nsp_index"); once the tables exist, opening works
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1) + random.random() * 0.2)
 
 
 def check_storage(url: str, where) -> None:
