@@ -64,5 +64,11 @@ def test_a_tiny_dnas_recipe_runs_end_to_end(tmp_path, capsys):
     assert (run / "best.arch.yaml").read_text() == (run / "best" / "arch.yaml").read_text()
     assert (run / "best" / "weights.pt").is_file()
     assert main(["export", str(run), "--format", "yaml,weights", "-o", str(tmp_path / "export"), "--quiet"]) == 0
+    import torch  # the export carries the retrained weights, not a fresh initialization
+
+    exported = torch.load(tmp_path / "export" / "weights.pt", weights_only=True)
+    trained = torch.load(run / "best" / "weights.pt", weights_only=True)
+    trained = trained.get("model", trained) if isinstance(trained, dict) else trained
+    assert exported.keys() == trained.keys() and all(torch.equal(exported[k], trained[k]) for k in exported)
     assert len(list((run / "samples").glob("*.arch.yaml"))) == 2
     assert 0 <= summary["retrain"]["test_acc"] <= 1 and summary["retrain"]["inherit"] is True

@@ -118,8 +118,10 @@ def resolve_source(source: str) -> tuple[Arch, Path | None]:
     from nas.zoo import resolve_source as find
 
     path = Path(source)
-    if path.is_dir() and (path / "best.arch.yaml").is_file():  # a `nas search` run folder: its best trial
-        return load(path / "best.arch.yaml"), None
+    trained = path / "best" / "weights.pt"
+    if path.is_dir() and (path / "best.arch.yaml").is_file() and not trained.is_file():
+        return load(path / "best.arch.yaml"), None  # a `nas search` run folder: its best trial, untrained
+    # (a DNAS run with `retrain:` has the same architecture in best/ with its retrained weights: take those)
     if path.is_dir():
         for folder in (path / "best", path):
             if (folder / "arch.yaml").is_file():
