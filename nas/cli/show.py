@@ -64,6 +64,7 @@ def _figure(arch, path: str, dpi: int) -> None:
     from pathlib import Path
 
     from nas.reporting.figures.arch import arch_figure
+    from nas.dsl import write_text_atomic
     from nas.reporting.figures.common import png_bytes
 
     if not path.lower().endswith(".png"):
@@ -73,13 +74,7 @@ def _figure(arch, path: str, dpi: int) -> None:
         raise SpecError("is a folder, expected a file path", "--figure")
     if not target.parent.is_dir():
         raise SpecError(f"no folder '{target.parent}' to write into", "--figure", "make the folder first")
-    temp = target.with_name(f".{target.name}.tmp")
-    try:
-        temp.write_bytes(png_bytes(arch_figure(arch), dpi))
-        temp.replace(target)
-    except OSError as err:
-        temp.unlink(missing_ok=True)
-        raise SpecError(f"cannot write: {err.strerror or err}", str(target)) from None
+    write_text_atomic(target, png_bytes(arch_figure(arch), dpi))
 
 
 def _count(args) -> int:

@@ -32,9 +32,9 @@ def dump(space: Space, path: str | os.PathLike, header: str | None = None) -> No
     write_text_atomic(path, dumps(space, header))
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+def write_text_atomic(path: str | os.PathLike, text: str | bytes) -> None:
     """Write a single user-named file (not a run folder) through a temp file and a rename, so a kill never leaves
-    it half-written; file-system errors are one-line SpecErrors."""
+    it half-written; file-system errors are one-line SpecErrors. `text` may be bytes (a PNG figure)."""
     folder = os.path.dirname(os.fspath(path))
     tmp = f"{os.fspath(path)}.tmp"
     if os.path.exists(path) and not os.path.isfile(path):
@@ -44,8 +44,8 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     try:
         if folder:
             os.makedirs(folder, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with open(tmp, "wb") as handle:
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
         os.replace(tmp, path)
     except OSError as err:  # a folder in the way, a path under a file, a read-only disk
         if os.path.isfile(tmp):
