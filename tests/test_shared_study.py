@@ -57,3 +57,18 @@ def test_two_drivers_share_the_budget_and_a_dead_ones_trial_is_freed(tmp_path, m
         search.strategy.close()
         search.run.close()
     dead.run.close()
+
+
+def test_a_shared_study_with_other_objectives_is_a_located_error(tmp_path, capsys):
+    """Optuna loads an existing study whatever its directions; mixing [accuracy] and [accuracy, flops] in one
+    study would rank one search's trials by the other's objectives. Refused before any trial."""
+    from nas.cli import main
+
+    db = tmp_path / "study.db"  # another search's study 'shared', maximizing accuracy only
+    optuna.create_study(study_name="shared", storage=f"sqlite:///{db}", direction="maximize")
+    path = tmp_path / "other.yaml"
+    path.write_text(RECIPE.format(db=db).replace("{name: tpe, startup: 2}", "nsga2") + "objectives: [accuracy, flops]\n")
+    assert main(["search", str(path), "-o", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}:") and "study 'shared'" in err and "[maximize]" in err
+    assert len(err.strip().splitlines()) == 1 and not list((tmp_path / "run").glob("trials.csv"))

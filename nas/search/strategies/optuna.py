@@ -102,7 +102,7 @@ class OptunaStrategy(Strategy):
     max_objectives: int | None = 1
 
     def __init__(self, *args, storage: str | None = None, study_name: str = "nas", fresh: bool = True,
-                 shared: bool = False, **kwargs):
+                 shared: bool = False, where=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.shared = bool(shared and storage)
         self.storage = (open_storage(storage, heartbeat_seconds() if self.shared else None) if storage
@@ -115,6 +115,17 @@ class OptunaStrategy(Strategy):
         self.study = optuna.create_study(
             study_name=study_name, storage=self.storage, sampler=self.sampler(), load_if_exists=self.shared,
             directions=["maximize" if o.direction == "max" else "minimize" for o in self.objectives])
+        wanted = [optuna.study.StudyDirection.MAXIMIZE if o.direction == "max"
+                  else optuna.study.StudyDirection.MINIMIZE for o in self.objectives]
+        if list(self.study.directions) != wanted:  # Optuna loads an existing study whatever directions it has
+            from nas.dsl.errors import SpecError
+
+            if isinstance(self.storage, optuna.storages.RDBStorage):
+                self.storage.engine.dispose()
+            have = ", ".join(d.name.lower() for d in self.study.directions)
+            raise SpecError(f"study '{study_name}' in this storage optimizes [{have}], not this recipe's objectives "
+                            f"[{', '.join(o.metric for o in self.objectives)}]", where,
+                            "give the recipe its own study_name, or the same objectives as the study")
         self.trials: dict[int, optuna.Trial] = {}
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
