@@ -8,6 +8,7 @@ they pass. Sites are sampled with a fixed seed, so two runs plant the same mutan
     python bench/mutation.py                  # every target, the default sample per module
     python bench/mutation.py --per-module 4 --only nas/scaling.py
     python bench/mutation.py --list           # the mutants, without running anything
+    python bench/mutation.py --jobs 1         # one mutant at a time (default: one per core, each its own copy)
 
 Survivors that are *equivalent* (the mutated program behaves the same) are listed in EQUIVALENT with a reason and
 left out of the score; every other survivor is a missing test.
@@ -17,12 +18,14 @@ from __future__ import annotations
 import argparse
 import ast
 import os
+import queue
 import random
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,6 +174,8 @@ def main() -> int:
     parser.add_argument("--only", action="append", default=None, help="a module of TARGETS (repeatable)")
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds per mutant's tests")
     parser.add_argument("--list", action="store_true", help="print the sampled mutants and stop")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="mutants tested at once, each in its own scratch copy (default: one per core)")
     args = parser.parse_args()
     modules = args.only or list(TARGETS)
     unknown = [m for m in modules if m not in TARGETS]
@@ -185,21 +190,34 @@ def main() -> int:
         for m in plan:
             print(f"{m.module}:{m.line}  {m.description}")
         return 0
-    results = []
+    results: list[tuple[Mutant, str]] = []
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="nas-mutation-") as tmp:
-        scratch = Path(tmp) / "repo"
-        shutil.copytree(ROOT, scratch, ignore=shutil.ignore_patterns(".git", ".venv", "runs", "__pycache__",
-                                                                     ".pytest_cache", ".hypothesis"))
-        for i, mutant in enumerate(plan, 1):
-            verdict, seconds = run_mutant(mutant, scratch, args.timeout)
-            results.append((mutant, verdict))
-            print(f"[{i}/{len(plan)}] {verdict:8s} {seconds:5.1f}s  {mutant.module}:{mutant.line}  {mutant.description}",
-                  flush=True)
+        # one scratch copy per job: a mutant is planted in its copy's file, so two jobs must never share one
+        copies: queue.Queue[Path] = queue.Queue()
+        for j in range(max(1, args.jobs)):
+            scratch = Path(tmp) / f"repo{j}"
+            shutil.copytree(ROOT, scratch, ignore=shutil.ignore_patterns(".git", ".venv", "runs", "__pycache__",
+                                                                         ".pytest_cache", ".hypothesis"))
+            copies.put(scratch)
+
+        def run(mutant: Mutant) -> tuple[Mutant, str, float]:
+            scratch = copies.get()
+            try:
+                return (mutant, *run_mutant(mutant, scratch, args.timeout))
+            finally:
+                copies.put(scratch)
+
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            for i, (mutant, verdict, seconds) in enumerate(pool.map(run, plan), 1):
+                results.append((mutant, verdict))
+                print(f"[{i}/{len(plan)}] {verdict:8s} {seconds:5.1f}s  {mutant.module}:{mutant.line}  "
+                      f"{mutant.description}", flush=True)
     equivalent = [(m, v) for m, v in results if v == "survived" and m.key in EQUIVALENT]
     scored = [(m, v) for m, v in results if (m, v) not in equivalent]
     killed = sum(v != "survived" for _, v in scored)
     print(f"\nkilled {killed} of {len(scored)} non-equivalent mutants ({100 * killed / max(1, len(scored)):.0f}%); "
-          f"{len(equivalent)} equivalent left out")
+          f"{len(equivalent)} equivalent left out; {time.perf_counter() - start:.0f} s with {args.jobs} job(s)")
     for m, _ in equivalent:
         print(f"  equivalent {m.module}:{m.line}  {m.description} — {EQUIVALENT[m.key]}")
     for m, v in scored:

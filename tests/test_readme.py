@@ -1,4 +1,10 @@
-"""README.md stays true: its Python examples run and its `nas ...` command lines exit 0."""
+"""README.md stays true: its Python examples run and its `nas ...` command lines exit 0.
+
+The command lines run as *scenarios*: a README code block, in order, in a fresh folder of its own. A block that reads
+a path under runs/ which an earlier block writes (the report section reads the search section's run) is run after
+that block in the same scenario, so every test passes alone, in any order, and under `-k`; a block another scenario
+already replays is not run twice.
+"""
 import re
 import shlex
 from pathlib import Path
@@ -7,7 +13,9 @@ import pytest
 
 from nas.cli import main
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+RUN_PATH = re.compile(r"\bruns/[\w.\-]+")
 
 
 def _blocks(lang: str) -> list[str]:
@@ -15,38 +23,77 @@ def _blocks(lang: str) -> list[str]:
 
 
 def test_python_examples_run(monkeypatch):
-    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    monkeypatch.chdir(ROOT)
     for block in _blocks("python"):
         exec(compile(block, "README.md", "exec"), {})
 
 
-def _commands() -> list[str]:
-    lines = []
+def _command_blocks() -> list[list[str]]:
+    """The `nas ...` lines of each bash block that has any."""
+    blocks = []
     for block in _blocks("bash"):
-        for line in block.splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line.startswith("nas "):
-                lines.append(line)
-    return lines
+        lines = [line.split("#", 1)[0].strip() for line in block.splitlines()]
+        lines = [line for line in lines if line.startswith("nas ")]
+        if lines:
+            blocks.append(lines)
+    return blocks
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    """A scratch folder that sees the repository's search_spaces/ and recipes/, so runs/ lands outside the checkout."""
-    folder = tmp_path_factory.mktemp("readme")
-    (folder / "search_spaces").symlink_to(Path(__file__).resolve().parent.parent / "search_spaces")
-    (folder / "recipes").symlink_to(Path(__file__).resolve().parent.parent / "recipes")
-    return folder
+def _writes(lines: list[str]) -> set[str]:
+    """The runs/ paths a block's commands write (their -o targets)."""
+    written = set()
+    for line in lines:
+        argv = shlex.split(line)
+        for flag, value in zip(argv, argv[1:]):
+            if flag in ("-o", "--output"):
+                written.update(RUN_PATH.findall(value))
+    return written
+
+
+def _scenarios() -> list[list[list[str]]]:
+    """Each block, preceded by the earlier blocks whose runs/ output it reads (and, in turn, theirs)."""
+    blocks = _command_blocks()
+    scenarios = []
+    for i, lines in enumerate(blocks):
+        needed, chain = {p for line in lines for p in RUN_PATH.findall(line)} - _writes(lines), []
+        for earlier in reversed(blocks[:i]):
+            if needed & _writes(earlier):
+                chain.insert(0, earlier)
+                needed = (needed - _writes(earlier)) | ({p for line in earlier for p in RUN_PATH.findall(line)}
+                                                       - _writes(earlier))
+        assert not needed, f"README block {i} reads {sorted(needed)}, which no earlier block writes"
+        scenarios.append(chain + [lines])
+    # drop a scenario that is the start of another one: the longer one runs its commands anyway
+    return [s for s in scenarios if not any(len(o) > len(s) and o[:len(s)] == s for o in scenarios)]
+
+
+SCENARIOS = _scenarios()
+
+
+def test_scenarios_cover_every_command_line_and_the_report_follows_its_search():
+    """Every command line runs in some scenario; the report block replays the search it reads."""
+    assert sorted(map(tuple, _command_blocks())) == sorted({tuple(b) for s in SCENARIOS for b in s})
+    report = next(s for s in SCENARIOS if any(line.startswith("nas report") for line in s[-1]))
+    assert any(line.startswith("nas search recipes/fbnet_tpe.yaml") for block in report[:-1] for line in block)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A fresh folder that sees the repository's search_spaces/ and recipes/, so runs/ lands outside the checkout."""
+    (tmp_path / "search_spaces").symlink_to(ROOT / "search_spaces")
+    (tmp_path / "recipes").symlink_to(ROOT / "recipes")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("line", _commands())
-def test_command_lines_succeed(line, workdir, monkeypatch, capsys):
-    monkeypatch.chdir(workdir)  # the commands run in order, each using what the one before wrote
-    argv = shlex.split(line)[1:]
-    if argv == ["--version"]:
-        with pytest.raises(SystemExit) as stop:
-            main(argv)
-        assert stop.value.code == 0
-    else:
-        assert main(argv) == 0, capsys.readouterr().err
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=["+".join(b[0].split()[1] for b in s) for s in SCENARIOS])
+def test_command_lines_succeed(scenario, workdir, capsys):
+    for line in (line for block in scenario for line in block):
+        argv = shlex.split(line)[1:]
+        if argv == ["--version"]:
+            with pytest.raises(SystemExit) as stop:
+                main(argv)
+            assert stop.value.code == 0
+        else:
+            assert main(argv) == 0, f"{line}\n{capsys.readouterr().err}"
