@@ -201,8 +201,12 @@ class Recipe:
             from nas.search.coefficients import CoefficientSpace
 
             c = self.space.coefficients
-            space = CoefficientSpace(space, coefficient_grid(c["step"], c["tolerance"], c["maximum"]), c["phi"],
-                                     source=self.space.source)
+            try:
+                space = CoefficientSpace(space, coefficient_grid(c["step"], c["tolerance"], c["maximum"]), c["phi"],
+                                         source=self.space.source)
+            except SpecError as err:  # the space file is fine; asking to scale it is the recipe's mistake
+                raise SpecError(f"space.coefficients: {err.message}", self.where("space", "coefficients"),
+                                err.hint) from None
         return space
 
     def transform(self, space, channels: int | None, size: int | None, classes: int | None):
@@ -332,7 +336,7 @@ def parse_quantity(text: Any, where: Location, what: str) -> float:
         return float(text)
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*", str(text))
     if not match or match.group(2).lower() not in _SUFFIX:
-        raise SpecError(f"bad {what} {text!r}", where, "a number with an optional K/M/G suffix, e.g. 20M")
+        raise SpecError(f"{what} {text!r} is not a quantity", where, "a number with an optional K/M/G suffix, e.g. 20M")
     return float(match.group(1)) * _SUFFIX[match.group(2).lower()]
 
 

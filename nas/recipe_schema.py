@@ -264,7 +264,7 @@ class Validator:
         default_conc = max(1, int(cpus // per_trial))
         concurrency = _int(sec, "concurrency", default_conc, minimum=1)
         if "address" not in self.doc.get("ray", {}) and per_trial > cpus:
-            raise SpecError(f"a trial needs {per_trial} CPUs but the local Ray has {cpus}",
+            raise SpecError(f"a trial needs {per_trial:g} CPUs but the local Ray has {cpus}",
                             _loc(sec, "cpus_per_trial"), "lower resources.cpus_per_trial or raise resources.cpus")
         return Resources(cpus, int(per_trial) if float(per_trial).is_integer() else per_trial,
                          int(gpus) if float(gpus).is_integer() else gpus, concurrency,
@@ -328,7 +328,7 @@ class Validator:
         if isinstance(formats, str):
             formats = [f.strip() for f in formats.split(",")]
         if not isinstance(formats, list) or not formats:
-            raise SpecError("export.formats must be a list", _loc(sec, "formats"), "e.g. [yaml, py]")
+            raise SpecError("export.formats must be a non-empty list", _loc(sec, "formats"), "e.g. [yaml, py]")
         for fmt in formats:
             if fmt not in EXPORT_FORMATS:
                 raise SpecError(f"unknown export format '{fmt}'", _loc(sec, "formats"),
