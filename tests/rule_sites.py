@@ -127,7 +127,7 @@ def expectation(path: Path) -> Expectation:
     """The `# expect: message fragment @ line` header (and optional `# hint: ...` line) of a corpus file."""
     import re
 
-    lines = path.read_text().splitlines()
+    lines = path.read_bytes().decode("utf-8", "replace").splitlines()  # one corpus file is not UTF-8
     match = re.match(r"# expect: (.+) @ (\d+)$", lines[0]) if lines else None
     assert match, f"{path.name} lacks its '# expect: message @ line' header"
     hint = re.match(r"# hint: (.+)$", lines[1]) if len(lines) > 1 else None

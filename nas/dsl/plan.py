@@ -402,8 +402,10 @@ def _plan_node(doc: dict, spec: dict, name: str, k: int, j: int, node: dict, sta
             overrides["s"] = 2 if spec["reduce"] and src in ("h0", "h1") else 1
         unit = make_unit(f"body.{k}.nodes.{j}.op{t}", op_spec, states[src], overrides)
         if out is not None and unit.out_shape != out:
+            hint = ("in a reduction cell every op reading h0/h1 is strided" if spec["reduce"]
+                    else "the ops of a node must give one shape: use ops that keep the size")
             raise SpecError(f"cell '{name}' node {j}: inputs disagree in shape ({out} vs {unit.out_shape})",
-                            where, "in a reduction cell every op reading h0/h1 is strided")
+                            node.loc() if isinstance(node, PosDict) else where, hint)
         out = unit.out_shape
         inputs.append((src, unit))
     return Node(inputs), out
