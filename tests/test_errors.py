@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from nas.cli import main
 from nas.dsl import SpecError, loads
 from rule_sites import DSL_CORPUS as CORPUS
-from rule_sites import expectation
+from rule_sites import Site, expectation, raise_sites, site_of
 
 FUZZ_EXAMPLES = int(os.environ.get("NAS_FUZZ_EXAMPLES", "300"))  # raise it for a longer hunt
 LOCATED = re.compile(r"^error: (?P<file>[^:]+\.yaml):(?P<line>\d+):(?P<col>\d+): (?P<msg>.+)$")
@@ -43,6 +43,7 @@ TOKENS = ["{", "}", "[", "]", ":", ",", "-", " ", "\n", "  ", "$tbs", "choice", 
           "stages", "cells", "nodes", "layers", "blocks", "\t", "é", "🙂"]
 
 
+RULE_SITES = raise_sites()
 INTERNAL = re.compile(r"Traceback|object has no attribute|unhashable type|NoneType|not subscriptable|"
                       r"object is not|unsupported operand|KeyError|IndexError|list index|invalid literal for")
 
@@ -58,6 +59,9 @@ def _accepts_or_spec_error(text: str) -> bool:
         assert "\n" not in str(err)
         assert err.where and err.where.file == "fuzz.yaml" and err.message, str(err)
         assert not INTERNAL.search(err.message), str(err)
+        # and raised by one of the validation rules (a `raise SpecError(...)` of nas/dsl or the recipe), not
+        # by a wrapper that turns any exception into a SpecError
+        assert isinstance(site_of(err, RULE_SITES), Site), (str(err), site_of(err, RULE_SITES))
     else:
         return True
     return False
