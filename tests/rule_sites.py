@@ -7,18 +7,22 @@ line numbers — so an allowlist of sites no corpus file reaches can be written 
 from __future__ import annotations
 
 import ast
+import re
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+import nas
+
 ROOT = Path(__file__).resolve().parent.parent
-RULE_MODULES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "nas" / "dsl").glob("*.py")) + [
+CODE = Path(nas.__file__).resolve().parent.parent  # where `nas` is imported from: the checkout, or an install
+RULE_MODULES = sorted(str(p.relative_to(CODE)) for p in (CODE / "nas" / "dsl").glob("*.py")) + [
     "nas/recipe.py", "nas/recipe_schema.py", "nas/recipe_sweep.py", "nas/budget.py", "nas/scaling.py"]
 
 
 @dataclass(frozen=True)
 class Site:
-    path: str  # relative to the repository root, e.g. "nas/dsl/plan.py"
+    path: str  # relative to the folder `nas` is imported from, e.g. "nas/dsl/plan.py"
     function: str
     message: str  # the message expression's source text, quotes and f prefix stripped
     first_line: int
@@ -71,7 +75,7 @@ def raise_sites(modules: list[str] = RULE_MODULES) -> list[Site]:
             visit(child, path, function)
 
     for path in modules:
-        visit(ast.parse((ROOT / path).read_text()), path, "<module>")
+        visit(ast.parse((CODE / path).read_text()), path, "<module>")
     return sites
 
 
@@ -79,11 +83,11 @@ def site_of(err: BaseException, sites: list[Site]) -> Site | str:
     """The raise site of `err`: the deepest traceback frame inside nas/ and the site whose lines hold it; the
     frame as text when no known site holds it (a SpecError raised some other way)."""
     frames = [f for f in traceback.extract_tb(err.__traceback__)
-              if Path(f.filename).resolve().is_relative_to(ROOT / "nas")]
+              if Path(f.filename).resolve().is_relative_to(CODE / "nas")]
     if not frames:
         return "<no frame inside nas/>"
     frame = frames[-1]
-    path = str(Path(frame.filename).resolve().relative_to(ROOT))
+    path = str(Path(frame.filename).resolve().relative_to(CODE))
     for site in sites:
         if site.path == path and site.first_line <= frame.lineno <= site.last_line:
             return site
@@ -118,15 +122,13 @@ RECIPE_CORPUS = sorted((ROOT / "tests" / "malformed_recipes").glob("*.yaml"))
 
 @dataclass(frozen=True)
 class Expectation:
-    fragment: str  # a part of the error's message (not of its hint)
+    fragment: str  # a part of what the CLI prints after the location: the message, then (the hint)
     line: int
     hint: str | None = None  # a part of the hint, from an optional second line `# hint: ...`
 
 
 def expectation(path: Path) -> Expectation:
     """The `# expect: message fragment @ line` header (and optional `# hint: ...` line) of a corpus file."""
-    import re
-
     lines = path.read_bytes().decode("utf-8", "replace").splitlines()  # one corpus file is not UTF-8
     match = re.match(r"# expect: (.+) @ (\d+)$", lines[0]) if lines else None
     assert match, f"{path.name} lacks its '# expect: message @ line' header"
