@@ -184,7 +184,14 @@ class Recipe:
         from nas.zoo import resolve_source
 
         source = _space_path(self.space.source, self.file)
-        space = load(resolve_source(source))
+        try:
+            path = resolve_source(source)
+        except SpecError as err:  # an unknown zoo name: the recipe's mistake, located there
+            raise SpecError(f"space.source: {err.message}", self.where("space", "source"), err.hint) from None
+        if not path.exists():
+            raise SpecError(f"space.source: no such file '{source}'", self.where("space", "source"),
+                            "a space file (beside the recipe, or a path) or a zoo name, e.g. fbnet")
+        space = load(path)
         if not space.choices() and self.strategy.name != "dnas" and not self.space.coefficients:
             raise SpecError(f"space '{space.name}' has no choices: there is nothing to search",
                             self.where("space"), "use a search space (e.g. fbnet, nasnet, mobilenetv3)")

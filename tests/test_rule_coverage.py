@@ -173,12 +173,10 @@ def load_like_show(path: Path) -> None:
 
 
 def load_like_search(path: Path) -> None:
-    """What `nas search FILE` checks before it makes a run folder: the recipe, then (multi-trial) the space."""
+    """What `nas search FILE` checks before it makes a run folder: the recipe, then the space."""
     from nas.recipe import load_recipe
 
-    recipe = load_recipe(path)
-    if recipe.strategy.name != "dnas":
-        recipe.load_space()
+    load_recipe(path).load_space()
 
 
 SITES = raise_sites()
