@@ -184,7 +184,14 @@ class Recipe:
         from nas.zoo import resolve_source
 
         source = _space_path(self.space.source, self.file)
-        space = load(resolve_source(source))
+        try:
+            path = resolve_source(source)
+        except SpecError as err:  # an unknown zoo name: the recipe's mistake, located there
+            raise SpecError(f"space.source: {err.message}", self.where("space", "source"), err.hint) from None
+        if not path.exists():
+            raise SpecError(f"space.source: no such file '{source}'", self.where("space", "source"),
+                            "a space file (beside the recipe, or a path) or a zoo name, e.g. fbnet")
+        space = load(path)
         if not space.choices() and self.strategy.name != "dnas" and not self.space.coefficients:
             raise SpecError(f"space '{space.name}' has no choices: there is nothing to search",
                             self.where("space"), "use a search space (e.g. fbnet, nasnet, mobilenetv3)")
@@ -201,8 +208,12 @@ class Recipe:
             from nas.search.coefficients import CoefficientSpace
 
             c = self.space.coefficients
-            space = CoefficientSpace(space, coefficient_grid(c["step"], c["tolerance"], c["maximum"]), c["phi"],
-                                     source=self.space.source)
+            try:
+                space = CoefficientSpace(space, coefficient_grid(c["step"], c["tolerance"], c["maximum"]), c["phi"],
+                                         source=self.space.source)
+            except SpecError as err:  # the space file is fine; asking to scale it is the recipe's mistake
+                raise SpecError(f"space.coefficients: {err.message}", self.where("space", "coefficients"),
+                                err.hint) from None
         return space
 
     def transform(self, space, channels: int | None, size: int | None, classes: int | None):
@@ -332,7 +343,7 @@ def parse_quantity(text: Any, where: Location, what: str) -> float:
         return float(text)
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*", str(text))
     if not match or match.group(2).lower() not in _SUFFIX:
-        raise SpecError(f"bad {what} {text!r}", where, "a number with an optional K/M/G suffix, e.g. 20M")
+        raise SpecError(f"{what} {text!r} is not a quantity", where, "a number with an optional K/M/G suffix, e.g. 20M")
     return float(match.group(1)) * _SUFFIX[match.group(2).lower()]
 
 

@@ -264,7 +264,7 @@ class Validator:
         default_conc = max(1, int(cpus // per_trial))
         concurrency = _int(sec, "concurrency", default_conc, minimum=1)
         if "address" not in self.doc.get("ray", {}) and per_trial > cpus:
-            raise SpecError(f"a trial needs {per_trial} CPUs but the local Ray has {cpus}",
+            raise SpecError(f"a trial needs {per_trial:g} CPUs but the local Ray has {cpus}",
                             _loc(sec, "cpus_per_trial"), "lower resources.cpus_per_trial or raise resources.cpus")
         return Resources(cpus, int(per_trial) if float(per_trial).is_integer() else per_trial,
                          int(gpus) if float(gpus).is_integer() else gpus, concurrency,
@@ -307,13 +307,18 @@ class Validator:
         return value
 
     def study_name(self) -> str | None:
-        return _optional_text(self.doc, "study_name", lambda v: bool(v.strip()) and len(v) <= 500,
-                              "study_name must be a non-empty string",
-                              "processes that give the same storage and study_name share one Optuna study")
+        value = self.doc.get("study_name")
+        if value is not None and not (isinstance(value, str) and value.strip() and len(value) <= 500):
+            raise SpecError(f"study_name must be a non-empty string, got {value!r}", _loc(self.doc, "study_name"),
+                            "processes that give the same storage and study_name share one Optuna study")
+        return value
 
     def storage(self) -> str | None:
-        return _optional_text(self.doc, "storage", lambda v: "://" in v, "storage must be an SQLAlchemy URL",
-                              "e.g. sqlite:///study.db or postgresql://user@host/db; leave it out for the run folder")
+        value = self.doc.get("storage")
+        if value is not None and not (isinstance(value, str) and "://" in value):
+            raise SpecError(f"storage must be an SQLAlchemy URL, got {value!r}", _loc(self.doc, "storage"),
+                            "e.g. sqlite:///study.db or postgresql://user@host/db; leave it out for the run folder")
+        return value
 
     def export(self) -> dict | None:
         if self.doc.get("export") is None:
@@ -323,7 +328,7 @@ class Validator:
         if isinstance(formats, str):
             formats = [f.strip() for f in formats.split(",")]
         if not isinstance(formats, list) or not formats:
-            raise SpecError("export.formats must be a list", _loc(sec, "formats"), "e.g. [yaml, py]")
+            raise SpecError("export.formats must be a non-empty list", _loc(sec, "formats"), "e.g. [yaml, py]")
         for fmt in formats:
             if fmt not in EXPORT_FORMATS:
                 raise SpecError(f"unknown export format '{fmt}'", _loc(sec, "formats"),
@@ -383,15 +388,6 @@ def parse_duration(value: Any, where: Location) -> float:
     if not seconds > 0 or not math.isfinite(seconds):
         raise SpecError(f"time budget must be > 0, got {value!r}", where)
     return seconds
-
-
-def _optional_text(mapping: dict, key: str, ok, message: str, hint: str) -> str | None:
-    value = mapping.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not ok(value):
-        raise SpecError(f"{message}, got {value!r}", _loc(mapping, key), hint)
-    return value
 
 
 def _int(mapping: dict, key: str, default: Any, minimum: int | None = None) -> Any:

@@ -9,17 +9,11 @@ from hypothesis import strategies as st
 
 from nas.cli import main
 from nas.dsl import SpecError, loads
+from rule_sites import DSL_CORPUS as CORPUS
+from rule_sites import Site, expectation, raise_sites, site_of
 
 FUZZ_EXAMPLES = int(os.environ.get("NAS_FUZZ_EXAMPLES", "300"))  # raise it for a longer hunt
-CORPUS = sorted((Path(__file__).parent / "malformed").glob("*.yaml"))
 LOCATED = re.compile(r"^error: (?P<file>[^:]+\.yaml):(?P<line>\d+):(?P<col>\d+): (?P<msg>.+)$")
-
-
-def _expectation(path: Path) -> tuple[str, int]:
-    header = path.read_text().splitlines()[0]
-    match = re.match(r"# expect: (.+) @ (\d+)$", header)
-    assert match, f"{path.name} lacks its '# expect: message @ line' header"
-    return match.group(1), int(match.group(2))
 
 
 def test_corpus_is_large_enough():
@@ -28,7 +22,8 @@ def test_corpus_is_large_enough():
 
 @pytest.mark.parametrize("path", CORPUS, ids=[p.stem for p in CORPUS])
 def test_malformed_file_gets_one_located_line_and_exit_2(path, capsys):
-    fragment, line = _expectation(path)
+    expect = expectation(path)
+    fragment, line = expect.fragment, expect.line
     code = main(["show", str(path)])
     captured = capsys.readouterr()
     assert code == 2
@@ -38,6 +33,7 @@ def test_malformed_file_gets_one_located_line_and_exit_2(path, capsys):
     assert match, lines[0]
     assert fragment in match.group("msg"), lines[0]
     assert int(match.group("line")) == line, lines[0]
+    assert expect.hint is None or expect.hint in match.group("msg"), lines[0]
     assert "Traceback" not in captured.err + captured.out
 
 
@@ -47,6 +43,7 @@ TOKENS = ["{", "}", "[", "]", ":", ",", "-", " ", "\n", "  ", "$tbs", "choice", 
           "stages", "cells", "nodes", "layers", "blocks", "\t", "é", "🙂"]
 
 
+RULE_SITES = raise_sites()
 INTERNAL = re.compile(r"Traceback|object has no attribute|unhashable type|NoneType|not subscriptable|"
                       r"object is not|unsupported operand|KeyError|IndexError|list index|invalid literal for")
 
@@ -62,6 +59,9 @@ def _accepts_or_spec_error(text: str) -> bool:
         assert "\n" not in str(err)
         assert err.where and err.where.file == "fuzz.yaml" and err.message, str(err)
         assert not INTERNAL.search(err.message), str(err)
+        # and raised by one of the validation rules (a `raise SpecError(...)` of nas/dsl or the recipe), not
+        # by a wrapper that turns any exception into a SpecError
+        assert isinstance(site_of(err, RULE_SITES), Site), (str(err), site_of(err, RULE_SITES))
     else:
         return True
     return False

@@ -1,4 +1,5 @@
 """Recipes: parsing, defaults, --set, and bad recipes as one-line located errors (exit 2)."""
+import re
 from pathlib import Path
 
 import pytest
@@ -6,6 +7,7 @@ import pytest
 from nas.cli import main
 from nas.dsl.errors import SpecError
 from nas.recipe import STRATEGIES, load_recipe, loads_recipe
+from rule_sites import RECIPE_CORPUS, expectation
 
 GOOD = """
 space: {source: fbnet, width: 0.25, depth: 0.25}
@@ -48,23 +50,6 @@ def test_every_multi_trial_strategy_declares_options():
             assert recipe.strategy.name == name
 
 
-BAD = [
-    ("strategy: evolutoin", "unknown strategy 'evolutoin'", "did you mean 'evolution'", 2),
-    ("strategy: {name: evolution, populaton: 3}", "unknown option 'populaton'", "did you mean 'population'", 2),
-    ("strategy: {name: evolution, population: 1}", "bad value 1 for strategy.population", "≥ 2", 2),
-    ("strategy: random\nobjectives: [acuracy]", "unknown objective metric 'acuracy'", "did you mean 'accuracy'", 3),
-    ("strategy: tpe\nobjectives: [accuracy, flops]", "optimizes 1 objective, got 2", "nsga2", 3),
-    ("strategy: random\nconstraints: {flop: '<= 1M'}", "unknown constraint metric 'flop'", "did you mean", 3),
-    ("strategy: random\nconstraints: {flops: 1M}", "bad constraint for flops", "<= 20M", 3),
-    ("strategy: random\nbudgett: {trials: 3}", "unknown recipe key 'budgett'", "did you mean 'budget'", 3),
-    ("strategy: random\nbudget: {trials: 0}", "'trials' must be an integer ≥ 1", None, 3),
-    ("strategy: random\nearly_stop: {asha: {grace: 9}}", "ASHA grace 9 exceeds train.epochs", None, 3),
-    ("strategy: random\nstorage: study.db", "SQLAlchemy URL", "sqlite:///", 3),
-    ("strategy: random\nray: {storage_path: 'ftp://host/x'}", "Ray cannot write to 'ftp://'", "s3://", 3),
-    ("strategy: random\nray: {max_failures: -1}", "'max_failures' must be an integer ≥ 0", None, 3),
-    ("strategy: random\nray: {adress: auto}", "unknown ray key 'adress'", "did you mean 'address'", 3),
-    ("strategy: random\nstudy_name: ''", "study_name must be a non-empty string", "share one Optuna study", 3),
-]
 
 
 def test_cluster_keys_round_trip(tmp_path, monkeypatch):
@@ -79,14 +64,20 @@ def test_cluster_keys_round_trip(tmp_path, monkeypatch):
         == "s3://b/nas"
 
 
-@pytest.mark.parametrize("text,message,hint,line", BAD)
-def test_bad_recipes_are_located_one_line_errors(text, message, hint, line, tmp_path, capsys):
-    path = tmp_path / "bad.yaml"
-    path.write_text("space: {source: fbnet, width: 0.25}\n" + text + "\n")
+@pytest.mark.parametrize("path", RECIPE_CORPUS, ids=[p.stem for p in RECIPE_CORPUS])
+def test_malformed_recipe_gets_one_located_line_and_exit_2(path, tmp_path, capsys):
+    """tests/malformed_recipes/: one file per rule (tests/test_rule_coverage.py checks each hits its rule)."""
+    expect = expectation(path)
     assert main(["search", str(path), "-o", str(tmp_path / "run")]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith(f"error: {path}:{line}:")
-    assert message in err and (hint is None or hint in err)
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and captured.err.count("\n") == 1, captured.err
+    match = re.match(r"^error: (?P<file>.+\.yaml):(?P<line>\d+):(?P<col>\d+): (?P<msg>.+)$", lines[0])
+    assert match and match.group("file") == str(path), lines[0]
+    assert int(match.group("line")) == expect.line, lines[0]
+    assert expect.fragment in match.group("msg"), lines[0]
+    assert expect.hint is None or expect.hint in match.group("msg"), lines[0]
+    assert "Traceback" not in captured.err + captured.out
     assert not (tmp_path / "run").exists()  # nothing written
 
 

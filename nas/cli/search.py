@@ -99,6 +99,7 @@ def _prepare(recipe, address: str | None = None):
     """Every user error of a multi-trial recipe surfaces before the run folder is made; so does a DNAS
     worker count the Ray cluster cannot hold (its Ray stays up for the search: close it after)."""
     if recipe.strategy.name == "dnas":
+        recipe.load_space()  # a space that cannot load is a located error before the run folder is made
         if recipe.resources.workers == 1:
             return None
         from nas.supernet.ddp import connect

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from nas.dsl.errors import SpecError
 
 ACTIVATIONS = ("relu", "relu6", "swish", "hardswish", "gelu", "sigmoid", "hsigmoid", "none")
 GATES = ("sigmoid", "hsigmoid")
@@ -220,12 +219,9 @@ _op("xception", "Xception block: reps × (ReLU, separable 3×3, BN), stride-2 ma
 
 
 def _keep_shape(spec: dict, shape):
-    """An op that changes neither width nor size (a bare activation)."""
-    if spec["c"] != shape[0]:
-        raise SpecError(f"{spec['op']} keeps the width: it gets {shape[0]} channels but is asked for {spec['c']}",
-                        None, "drop 'c'")
+    """An op that changes neither width nor size (a bare activation; `keeps_width` has the planner check `c`)."""
     return tuple(shape)
 
 
 _op("act", "activation alone, no parameters (NASNet's ReLU after the last cell)", _keep_shape, strided=False,
-    c=_C, act=_ACT)
+    c=_C, act=_ACT, keeps_width=True)

@@ -231,6 +231,9 @@ def read_yaml(path: str) -> Any:
         raise SpecError(f"file too large (over {MAX_FILE_BYTES} bytes)", where)
     try:
         text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SpecError("not a UTF-8 text file", where) from None
+    except UnicodeDecodeError as err:  # located at the first bad byte: often one Latin-1 letter in a comment
+        line = raw.count(b"\n", 0, err.start) + 1
+        col = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        raise SpecError(f"not a UTF-8 text file (byte 0x{raw[err.start]:02x})", Location(str(path), line, col),
+                        "save it as UTF-8") from None
     return parse_yaml(text, str(path))

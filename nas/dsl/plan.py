@@ -346,7 +346,7 @@ def _plan_cells(doc: dict, stem: list[Unit], shape: Shape) -> tuple[list[Cell], 
         for j, node in enumerate(spec["nodes"]):
             planned, states[f"n{j}"] = _plan_node(doc, spec, name, k, j, node, states, used, C, where)
             nodes.append(planned)
-        concat = _concat_list(spec, states, used, name, where)
+        concat = _concat_list(spec, states, used, name)
         sizes = {states[s][1:] for s in concat}
         if len(sizes) != 1:
             raise SpecError(f"cell '{name}': concatenated states differ in size ({sorted(sizes)})", where,
@@ -402,8 +402,10 @@ def _plan_node(doc: dict, spec: dict, name: str, k: int, j: int, node: dict, sta
             overrides["s"] = 2 if spec["reduce"] and src in ("h0", "h1") else 1
         unit = make_unit(f"body.{k}.nodes.{j}.op{t}", op_spec, states[src], overrides)
         if out is not None and unit.out_shape != out:
+            hint = ("in a reduction cell every op reading h0/h1 is strided" if spec["reduce"]
+                    else "the ops of a node must give one shape: use ops that keep the size")
             raise SpecError(f"cell '{name}' node {j}: inputs disagree in shape ({out} vs {unit.out_shape})",
-                            where, "in a reduction cell every op reading h0/h1 is strided")
+                            node.loc() if isinstance(node, PosDict) else where, hint)
         out = unit.out_shape
         inputs.append((src, unit))
     return Node(inputs), out
@@ -421,7 +423,7 @@ def _mark_live(cells: list[Cell]) -> None:
                 needed.add(k - 2)
 
 
-def _concat_list(spec: dict, states: dict, used: set, name: str, where: Location) -> list[str]:
+def _concat_list(spec: dict, states: dict, used: set, name: str) -> list[str]:
     concat = spec["concat"]
     node_names = [s for s in states if s.startswith("n")]
     if concat == "nodes":
@@ -430,5 +432,6 @@ def _concat_list(spec: dict, states: dict, used: set, name: str, where: Location
         return [s for s in node_names if s not in used]
     for s in concat:
         if s not in states:
-            raise SpecError(f"cell '{name}': concat names unknown state '{s}'", where, did_you_mean(str(s), states))
+            raise SpecError(f"cell '{name}': concat names unknown state '{s}'", _loc(spec, "concat"),
+                            did_you_mean(str(s), states))
     return list(concat)
