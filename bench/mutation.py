@@ -63,14 +63,14 @@ _SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, as
 @dataclass(frozen=True)
 class Mutant:
     module: str
-    index: int  # position of the mutated node in ast.walk order
+    index: int  # position of the mutated node in ast.walk order of the module's source at the start of the run
     line: int
     description: str
+    text: str  # the mutated line, stripped (how EQUIVALENT names a mutant, robust to edits elsewhere)
 
     @property
     def key(self) -> tuple[str, str, str]:
-        text = (ROOT / self.module).read_text(encoding="utf-8").splitlines()[self.line - 1].strip()
-        return self.module, text, self.description
+        return self.module, self.text, self.description
 
 
 def _skipped_nodes(tree: ast.AST) -> set[int]:
@@ -114,8 +114,9 @@ def _describe(node: ast.AST) -> str | None:
     return None
 
 
-def mutants(module: str) -> list[Mutant]:
-    tree = ast.parse((ROOT / module).read_text(encoding="utf-8"))
+def mutants(module: str, source: str) -> list[Mutant]:
+    tree = ast.parse(source)
+    lines = source.splitlines()
     skipped = _skipped_nodes(tree)
     found = []
     for index, node in enumerate(ast.walk(tree)):
@@ -123,12 +124,14 @@ def mutants(module: str) -> list[Mutant]:
             continue
         description = _describe(node)
         if description:
-            found.append(Mutant(module, index, getattr(node, "lineno", 0), description))
+            line = getattr(node, "lineno", 0)
+            found.append(Mutant(module, index, line, description, lines[line - 1].strip() if line else ""))
     return found
 
 
-def mutated_source(mutant: Mutant) -> str:
-    tree = ast.parse((ROOT / mutant.module).read_text(encoding="utf-8"))
+def mutated_source(mutant: Mutant, source: str) -> str:
+    """`source` (the module as the mutants were planned on) with the mutant planted."""
+    tree = ast.parse(source)
     node = list(ast.walk(tree))[mutant.index]
     if isinstance(node, ast.Compare):
         node.ops[0] = _SWAPS[type(node.ops[0])]()
@@ -151,8 +154,8 @@ def mutated_source(mutant: Mutant) -> str:
 def run_mutant(mutant: Mutant, scratch: Path, timeout: float) -> tuple[str, float]:
     """'killed', 'survived' or 'timeout' (counted as killed), and the seconds it took."""
     target = scratch / mutant.module
-    original = target.read_text(encoding="utf-8")
-    target.write_text(mutated_source(mutant), encoding="utf-8")
+    original = target.read_text(encoding="utf-8")  # the scratch copy: the checkout may be edited meanwhile
+    target.write_text(mutated_source(mutant, original), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(scratch), "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
     try:
@@ -184,7 +187,7 @@ def main() -> int:
     plan = []
     for module in modules:
         rng = random.Random(f"{args.seed}:{module}")  # per module, so --only plants the same mutants as a full run
-        sites = mutants(module)
+        sites = mutants(module, (ROOT / module).read_text(encoding="utf-8"))
         plan += sorted(rng.sample(sites, min(args.per_module, len(sites))), key=lambda m: m.index)
     if args.list:
         for m in plan:

@@ -11,38 +11,60 @@ from nas.cost.latency import measure_latency
 from nas.cost.lut import CostTable
 
 
-def _agree(space, samples):
+def _assert_table_equals_full_count(space, samples):
+    """The table's sum for sampled architectures is fvcore's count of the built network, to the multiply-add: the
+    table is per-unit fvcore counts, so any difference is a bug (a unit counted in the wrong context, a missed op)."""
     table = CostTable(space)
-    worst = 0.0
     for seed in range(samples):
         picks = space.sample(1000 + seed)
         est = table.estimate(picks)
         arch = space.resolve(picks)
         full = count_model(nas.build(arch), arch.plan().input_shape).total
-        assert est.params == full.params
-        worst = max(worst, abs(est.flops / full.flops - 1))
-    return worst
+        assert (est.flops, est.params) == (full.flops, full.params), picks
 
 
 @pytest.mark.slow
-def test_fbnet_table_equals_fvcore_for_50_architectures(spaces):
-    assert _agree(nas.load(spaces / "fbnet.yaml"), 50) <= 0.005
+def test_fbnet_table_equals_fvcore_for_sampled_architectures(spaces):
+    _assert_table_equals_full_count(nas.load(spaces / "fbnet.yaml"), 20)
 
 
 @pytest.mark.slow
-def test_nasnet_table_equals_fvcore_for_50_architectures(spaces):
-    # The real NASNet space (N = 4, F = 44) at 96×96 keeps the 50 full fvcore counts affordable.
-    assert _agree(nas.load(spaces / "nasnet.yaml").with_input(size=96), 50) <= 0.005
+def test_nasnet_table_equals_fvcore_for_sampled_architectures(spaces):
+    # The real NASNet space (N = 4, F = 44) at 96×96 keeps the full fvcore counts affordable; 12 samples draw
+    # every op of the space many times over (5 slots × 10 nodes × 2 cell types each).
+    _assert_table_equals_full_count(nas.load(spaces / "nasnet.yaml").with_input(size=96), 12)
 
 
-def test_darts_and_depth_width_choices_agree(spaces):
-    assert _agree(nas.load(spaces / "darts.yaml"), 5) <= 0.005
+def _depth_width_space(spaces, size):
+    """FBNet with a width and a depth choice in stage 2 and one shared block over a depth choice in stage 3."""
     text = (spaces / "fbnet.yaml").read_text()
     text = text.replace("{block: $tbs, c: 32, n: 4, s: 2}", "{block: $tbs, c: {choice: [24, 32, 40]}, n: {choice: [2, 3, 4]}, s: 2}")
     text = text.replace("{block: $tbs, c: 64, n: 4, s: 2}", "{block: $tbs, shared: true, c: 64, n: {choice: [1, 4]}, s: 2}")
-    space = nas.loads(text).with_input(size=64)
+    space = nas.loads(text).with_input(size=size)
     assert "stages.2.c" in space.choices() and "stages.3.block" in space.choices()
-    assert _agree(space, 12) <= 0.005
+    return space
+
+
+def test_darts_and_depth_width_choices_agree(spaces):
+    _assert_table_equals_full_count(nas.load(spaces / "darts.yaml"), 5)
+    _assert_table_equals_full_count(_depth_width_space(spaces, 64), 12)
+
+
+def test_estimate_takes_option_values_and_an_assignment_without_its_inactive_layers(spaces):
+    """An assignment may give a choice's value (24) instead of its key ('24'), and may leave out the layers a depth
+    pick switches off: the estimate is the same as for the full assignment of keys."""
+    space = _depth_width_space(spaces, 32)
+    table, choices = CostTable(space), space.choices()
+    for seed in range(6):
+        keys = space.sample(seed)
+        expected = table.estimate(keys)
+        values = dict(keys, **{name: choices[name].values[keys[name]] for name in ("stages.2.c", "stages.2.n")})
+        assert isinstance(values["stages.2.c"], int) and table.estimate(values) == expected
+        depth = int(keys["stages.2.n"])
+        active = {name: key for name, key in keys.items()
+                  if not (name.startswith("stages.2.layers.") and int(name.rsplit(".", 1)[1]) >= depth)}
+        assert (len(active) < len(keys)) == (depth < 4)
+        assert table.estimate(active) == expected
 
 
 def test_table_of_the_all_skip_network_equals_its_full_count(spaces):
@@ -56,6 +78,20 @@ def test_table_of_the_all_skip_network_equals_its_full_count(spaces):
     arch = space.resolve(picks)
     full = count_model(nas.build(arch), arch.plan().input_shape).total
     assert (table.estimate(picks).flops, table.estimate(picks).params) == (full.flops, full.params)
+
+
+def test_counting_logs_nothing(spaces, caplog):
+    """fvcore reports ops it has no handle for (adds, activations) and modules never called (a NASNet cell input
+    that no node reads) through logging: counting must stay quiet, our convention already decides what counts."""
+    import logging
+
+    space = nas.load(spaces / "nasnet.yaml").with_input(size=32).with_depth(0.5)
+    dead = next(a for a in (space.resolve(space.sample(s)) for s in range(1000))
+                if not all(cell.live for cell in a.plan().cells))
+    with caplog.at_level(logging.DEBUG):
+        for arch in (dead, nas.zoo.load("efficientnet_b0").with_input(size=32)):
+            count_model(nas.build(arch), arch.plan().input_shape)
+    assert not [r for r in caplog.records if r.name.startswith("fvcore")], caplog.text[:2000]
 
 
 def test_per_unit_counts_sum_to_the_total(spaces):

@@ -178,11 +178,38 @@ def test_unknown_dataset_has_a_hint():
         load_dataset("cifar11")
 
 
-def test_batches_cover_every_sample_once_and_augmentation_changes_pixels():
+def test_batches_cover_every_sample_once():
     data = load_dataset("digits", size=16)
     seen = torch.cat([y for _, y in batches(data.train, 100, shuffle=True, generator=torch.Generator().manual_seed(0))])
     assert torch.equal(torch.sort(seen).values, torch.sort(data.train.y).values)
-    plain = torch.cat([x for x, _ in batches(data.train, 100)])
-    augmented = torch.cat([x for x, _ in batches(data.train, 100, augment=True,
-                                                 generator=torch.Generator().manual_seed(0))])
-    assert augmented.shape == plain.shape and not torch.equal(augmented, plain)
+    plain = torch.cat([y for _, y in batches(data.train, 100)])
+    assert torch.equal(plain, data.train.y)  # without shuffling, in order
+
+
+def _crops(image: torch.Tensor, pad: int) -> list[torch.Tensor]:
+    """Every crop of the zero-padded image at the image's size, and their mirror images."""
+    c, h, w = image.shape
+    padded = torch.zeros(c, h + 2 * pad, w + 2 * pad)
+    padded[:, pad:pad + h, pad:pad + w] = image
+    crops = [padded[:, dy:dy + h, dx:dx + w] for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)]
+    return crops + [crop.flip(-1) for crop in crops]
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_augmentation_is_a_padded_crop_and_maybe_a_flip_of_each_image(flip):
+    """Checked against every crop written out one by one: each augmented image is its own image shifted by up to
+    `pad` pixels (zeros come in) and, with flip, mirrored; offsets and flips vary across the batch."""
+    from nas.data import augment_batch
+
+    x = torch.rand(24, 2, 7, 9)
+    out = augment_batch(x, torch.Generator().manual_seed(3), pad=2, flip=flip)
+    assert out.shape == x.shape
+    matches = []
+    for image, augmented in zip(x, out):
+        found = [i for i, crop in enumerate(_crops(image, 2)) if torch.equal(crop, augmented)]
+        assert found, "an augmented image is not a padded crop of its own image"
+        matches.append(found[0])
+    offsets = 5 * 5
+    assert len({m % offsets for m in matches}) > 5  # many offsets, not one shift for the whole batch
+    flipped = [m >= offsets for m in matches]
+    assert any(flipped) and not all(flipped) if flip else not any(flipped)

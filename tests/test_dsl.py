@@ -146,6 +146,25 @@ def test_transforms_are_pure_and_revalidate(spaces):
     assert "stages.1.layers.5" in fb.choices()
 
 
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "32"])
+def test_with_input_takes_positive_integers_only(spaces, bad):
+    b0 = nas.load(spaces / "efficientnet_b0.yaml")
+    for key in ("size", "channels"):
+        with pytest.raises(SpecError, match=f"input {key} must be a positive integer, got {bad!r}"):
+            b0.with_input(**{key: bad})
+    assert b0.with_input(channels=1).doc["input"]["channels"] == 1  # 1 is positive
+
+
+def test_width_one_keeps_grow_and_fixed_layers_exactly():
+    """`grow` layers only widen: at ×1 (and below) they keep their width even when it is not a multiple of 8."""
+    for rule in ("grow", "fixed"):
+        doc = nas.zoo.load("mobilenetv2").doc
+        doc["head"][0].update(width=rule, c=1001)
+        base = nas.zoo.load("mobilenetv2").copy_with(doc)
+        assert [base.with_width(w).doc["head"][0]["c"] for w in (1.0, 0.5)] == [1001, 1001]
+        assert base.with_width(2.0).doc["head"][0]["c"] == (2000 if rule == "grow" else 1001)
+
+
 def test_transforms_clear_stale_references():
     """A quarter-width MobileNetV2 must not claim the full network's 3,504,872 params: every transform that
     changes the network drops `reference`, rewrites `description` and says what it was derived from."""

@@ -25,14 +25,28 @@ FAST = [c for c in CASES if not _trains(c)]
 SLOW = [c for c in CASES if _trains(c)]
 
 
+SHARDS = 2  # one bench/hostile.py process per core: each case runs alone in its forked child, so shards are independent
+
+
 def _run(cases, tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("hostile") / "outcomes.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "hostile.py"), "--names",
-                           ",".join(c.name for c in cases), "--json", str(out), "--mem-mb", str(MEM_MB),
-                           "--timeout", str(TIMEOUT)], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=40 * len(cases) + 120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return {o["case"]: o for o in json.loads(out.read_text())}
+    """Every case's outcome, the corpus split round-robin over SHARDS processes started at once (a parent forks its
+    cases one at a time, so a shard never forks beside a thread of its own)."""
+    folder = tmp_path_factory.mktemp("hostile")
+    procs = []
+    for k in range(SHARDS):
+        shard = cases[k::SHARDS]
+        out = folder / f"outcomes{k}.json"
+        procs.append((out, subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "hostile.py"), "--names", ",".join(c.name for c in shard), "--json",
+             str(out), "--mem-mb", str(MEM_MB), "--timeout", str(TIMEOUT)], stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})))
+    outcomes = {}
+    for out, proc in procs:
+        _, stderr = proc.communicate(timeout=40 * len(cases) + 120)
+        assert proc.returncode == 0, stderr[-3000:]
+        outcomes.update({o["case"]: o for o in json.loads(out.read_text())})
+    assert set(outcomes) == {c.name for c in cases}
+    return outcomes
 
 
 @pytest.fixture(scope="module")

@@ -135,6 +135,30 @@ def test_official_table_reproduces_published_counts(b0):
         assert abs(cost.flops / reference - 1) < tolerance, (phi, cost.flops, source)
 
 
+# The released EfficientNet-B0…B7 (tensorflow/tpu efficientnet_builder.py): width, depth, resolution, dropout.
+PUBLISHED = [(1.0, 1.0, 224, 0.2), (1.0, 1.1, 240, 0.2), (1.1, 1.2, 260, 0.3), (1.2, 1.4, 300, 0.3),
+             (1.4, 1.8, 380, 0.4), (1.6, 2.2, 456, 0.4), (1.8, 2.6, 528, 0.5), (2.0, 3.1, 600, 0.5)]
+
+
+@pytest.mark.parametrize("phi", range(8))
+def test_official_models_have_the_published_size_dropout_and_stages(b0, phi):
+    width, depth, size, dropout = PUBLISHED[phi]
+    result = scaling.official(b0, phi)
+    assert result.size == size and result.arch.doc["input"]["size"] == size
+    assert result.arch.doc["head"][-1]["dropout"] == dropout
+    # the published multipliers, applied by the (separately tested) rounding rules, give the same stages
+    expected = b0.with_width(width).with_depth(depth)
+    assert [(r["c"], r["n"]) for r in result.arch.doc["stages"]] == [(r["c"], r["n"]) for r in expected.doc["stages"]]
+
+
+def test_coefficients_of_one_are_allowed_below_one_refused(b0):
+    """α = 1 (no width growth) is a valid choice, e.g. depth and resolution only; below 1 would shrink."""
+    assert scaling.coefficients(b0, alpha=1, beta=1.0, gamma=1) == {"alpha": 1.0, "beta": 1.0, "gamma": 1.0}
+    for name in ("alpha", "beta", "gamma"):
+        with pytest.raises(nas.SpecError, match=f"{name} must be ≥ 1, got 0.99"):
+            scaling.coefficients(b0, **{name: 0.99})
+
+
 def test_official_dropout_names_and_other_base_sizes(b0, tiny):
     b5 = scaling.official(b0, 5).arch
     assert b5.name == "efficientnet_b5" and b5.doc["input"]["size"] == 456

@@ -226,7 +226,7 @@ def test_export_a_search_run(tmp_path, ray_session):
 def test_time_budget_ends_the_search_and_records_every_trial(tmp_path, ray_session):
     run = tmp_path / "run"
     recipe = write_recipe(tmp_path, trials=50, epochs=20, extra="")
-    recipe.write_text(recipe.read_text().replace("budget: {trials: 50}", "budget: {trials: 50, time: 25}"))
+    recipe.write_text(recipe.read_text().replace("budget: {trials: 50}", "budget: {trials: 50, time: 12}"))
     began = time.time()
     assert main(["search", str(recipe), "-o", str(run), "--quiet"]) == 0
     assert time.time() - began < 120

@@ -180,7 +180,8 @@ _op("convnext", "ConvNeXt block: 7×7 depthwise, LayerNorm, 1×1 to e·c, GELU, 
     _same_shape, strided=False, c=_C, k=Param("int", 7), e=Param("float", 4), layer_scale=Param("float0", 1e-6),
     keeps_width=True)
 _op("ln_conv", "k×k strided conv with a channel LayerNorm before (`order: pre`) or after (`post`) it",
-    _pooled_shape, c=Param("int"), k=Param("int", 2), s=Param("int", 2), order=Param(("pre", "post"), "pre"))
+    _pooled_shape, c=Param("int"), k=Param("int", 2), s=Param("int", 2), order=Param(("pre", "post"), "pre"),
+    width_scaled=True)
 _op("dwsep", "depthwise-separable conv (MobileNet v1): k×k depthwise + BN + act, 1×1 + BN + act",
     _strided_shape, c=Param("int"), k=Param("int", 3), s=_S, act=_ACT)
 _op("pool", "global average pool to 1×1", _global_shape, strided=False, c=_C, keeps_width=True)
