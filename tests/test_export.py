@@ -198,6 +198,12 @@ def _lint_cases():
               "classes": [f"class {i}" for i in range(10)]}
     trained = with_preprocess(nas.zoo.load("mobilenetv2").with_input(size=32).with_classes(10), record)
     cases.append(("trained-mobilenetv2", trained))  # with the constants and preprocess()
+    for width in (100, 101):  # class names that make a one-line CLASSES tuple just fit, or pass, 100 columns
+        names = [f"c{i}" for i in range(9)]
+        line = "CLASSES = (" + ", ".join(repr(n) for n in names) + ", 'x',)"
+        names.append("x" * (1 + width - len(line)))
+        record10 = dict(record, classes=names)
+        cases.append((f"classes-line-{width}", with_preprocess(trained.with_classes(10), record10)))
     return cases
 
 

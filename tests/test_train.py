@@ -237,6 +237,31 @@ def test_cli_train_writes_the_run_folder_and_eval_reads_it(tmp_path, capsys):
     assert report["accuracy"] == pytest.approx(metrics["test_acc"])
 
 
+def test_train_loss_and_accuracy_are_the_epochs_per_sample_means():
+    """A pooled linear classifier (no norm, no dropout) at a learning rate too small to move a float32 weight: the
+    epoch's reported training loss and accuracy are `evaluate`'s mean cross-entropy and accuracy on the training
+    images, worked out in one pass outside the training loop."""
+    arch = nas.loads("name: lin\ninput: {channels: 1, size: 16}\nclasses: 10\nstem: []\n"
+                     "stages: [{op: act, act: none, c: 1, n: 1, s: 1}]\nhead: [{op: classifier}]\n")
+    model = nas.build(arch, seed=0)
+    data = _subset(load_dataset("digits", size=16), 500)
+    loss, acc = evaluate(model, data.train.x, data.train.y)
+    result = train(model, data, TrainConfig(epochs=1, lr=1e-12, weight_decay=0.0, batch_size=64, seed=0))
+    assert result.history[0]["train_loss"] == pytest.approx(loss, rel=1e-5)
+    assert result.history[0]["train_acc"] == pytest.approx(acc, abs=1e-12)
+
+
+def test_available_cpus_falls_back_to_the_core_count_without_affinity_masks(monkeypatch):
+    """macOS and Windows have no sched_getaffinity: the default thread count is then every core."""
+    from nas.train import available_cpus
+
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert available_cpus() == 6
+    monkeypatch.setattr(os, "cpu_count", lambda: None)  # "undetermined"
+    assert available_cpus() == 1
+
+
 def test_threads_default_to_the_cpus_given_and_follow_the_flag(tmp_path, capsys, monkeypatch):
     import argparse
 
