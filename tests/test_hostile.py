@@ -74,6 +74,7 @@ def test_corpus_covers_every_class():
     assert len(CASES) >= 100 and len({c.name for c in CASES}) == len(CASES)
 
 
+@pytest.mark.slow  # the corpus runs in subprocesses: about 20 s in all, too long for the edit-test loop
 @pytest.mark.parametrize("case", FAST, ids=[c.name for c in FAST])
 def test_hostile_input(case, fast_outcomes):
     _check(case, fast_outcomes[case.name])
