@@ -162,7 +162,7 @@ def test_latency_objective_and_constraint_come_from_the_measured_table(tmp_path,
 
 
 @pytest.mark.slow
-def test_asha_stops_weak_trials(tmp_path, ray_session):
+def test_asha_stops_some_trials_early(tmp_path, ray_session):
     run = tmp_path / "run"
     recipe = write_recipe(tmp_path, trials=6, epochs=3,
                           extra="early_stop: {asha: {grace: 1, reduction: 2}}\n")
