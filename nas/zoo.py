@@ -11,7 +11,9 @@ from pathlib import Path
 
 from nas.dsl.errors import SpecError, did_you_mean
 
-ALIASES = {f"b{i}": f"efficientnet_b{i}" for i in range(8)}
+ALIASES = {"b0": "efficientnet_b0"}
+# B1…B7 are not files: compound scaling makes them from B0 (the released multipliers with --official)
+SCALED = {f"{prefix}b{i}": i for i in range(1, 8) for prefix in ("", "efficientnet_")}
 
 
 def spaces_dir() -> Path:
@@ -39,6 +41,11 @@ def path_of(name: str) -> Path:
         candidate = folder / f"{key}.yaml"
         if candidate.is_file():
             return candidate
+    if key in SCALED:
+        phi = SCALED[key]
+        raise SpecError(f"no file or zoo entry named '{name}'", name,
+                        f"EfficientNet-B{phi} is B0 compound-scaled: nas scale --base b0 --official --phi {phi} "
+                        f"-o efficientnet_b{phi}.yaml")
     raise SpecError(f"no file or zoo entry named '{name}'", name, did_you_mean(key, names()) or "see `nas zoo`")
 
 

@@ -195,7 +195,7 @@ CASES: list[Case] = [
     Case("scale_width_1e300", "resources", ["scale", "--base", "mobilenetv2", "--width", "1e300"]),
     Case("scale_resolution_1e300", "resources", ["scale", "--resolution", "1e300"]),
     Case("scale_alpha_1e300", "resources", ["scale", "--phi", "2", "--alpha", "1e300"]),
-    Case("scale_phi_negative_huge", "resources", ["scale", "--phi", "-1e300"]),
+    Case("scale_phi_negative_huge", "resources", ["scale", "--phi=-1e300"]),  # `=`: argparse takes it as a value
     Case("width_2_64", "resources", ["show", "w64.yaml"],
          files={"w64.yaml": TINY.replace("c: 4, s: 1", "c: 18446744073709551617, s: 1")}),
     Case("width_1e300_float", "resources", ["show", "wf.yaml"],
@@ -403,7 +403,7 @@ MESSAGES = {
     'scale_width_1e300': 'width multiplier is 1e+300, above the limit of 100',
     'scale_resolution_1e300': 'resolution multiplier is 1e+300, above the limit of 100',
     'scale_alpha_1e300': 'φ = 2 overflows α^φ, β^φ or γ^φ',
-    'scale_phi_negative_huge': 'nas scale: argument --phi: expected one argument',
+    'scale_phi_negative_huge': 'φ must be ≥ 0, got -1e+300',
     'width_2_64': 'integer too large (184467440737…, 20 digits)',
     'width_1e300_float': "conv: 'c' is 1e+300, above the limit of 9007199254740992",
     'input_size_huge_cli': 'expected a positive integer up to 2147483647, got',

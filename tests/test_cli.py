@@ -54,6 +54,16 @@ def test_zoo_alias_and_version():
         assert nas.zoo.load(alias).name == name
 
 
+@pytest.mark.parametrize("name", ["b3", "efficientnet_b7"])
+def test_efficientnet_b1_to_b7_point_at_compound_scaling(name, capsys):
+    """B1…B7 are made from B0 by `nas scale`, not shipped as files: asking for one says how to make it."""
+    phi = name[-1]
+    assert main(["show", name]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {name}: no file or zoo entry named '{name}'") and len(err.splitlines()) == 1
+    assert f"nas scale --base b0 --official --phi {phi} -o efficientnet_b{phi}.yaml" in err
+
+
 def _subcommands() -> list[str]:
     import argparse
 
