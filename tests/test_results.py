@@ -70,3 +70,112 @@ def test_progress_line_shows_the_trial():
     line = progress_line(rec(3, acc=0.91234, flops=2.0e6, seconds=4.0, params=1000), 2, 10)
     assert line.startswith("[  2/10] trial   3 ok ") and "acc 0.9123" in line and "4.0s" in line
     assert "acc   -   " in progress_line(rec(4, "failed", error="oom"), 3, 10) and line.count("FLOPs") == 1
+
+
+TINY_SPACE = """
+name: tiny
+input: {channels: 1, size: 32}
+classes: 10
+choices:
+  ops: {k3: {op: ir, k: 3, e: 1}, k5: {op: ir, k: 5, e: 3}, skip: {op: skip}}
+stem: [{op: conv, k: 3, c: 8, s: 2}]
+stages:
+  - {block: $ops, c: 8, n: 1, s: 1}
+  - {block: $ops, c: 16, n: 1, s: 2}
+head: [{op: classifier}]
+"""
+
+
+class _Search:
+    """What write_results reads of a search: a real recipe, space and run folder, records set by hand."""
+
+    def __init__(self, tmp_path, objectives: str, records: list[Record]):
+        from nas.recipe import loads_recipe
+        from nas.runs import RunDir
+
+        (tmp_path / "tiny.yaml").write_text(TINY_SPACE, encoding="utf-8")
+        self.recipe = loads_recipe(f"name: demo\nspace: {{source: {tmp_path / 'tiny.yaml'}}}\nstrategy: random\n"
+                                   f"objectives: {objectives}\nbudget: {{trials: 8}}\n",
+                                   file=str(tmp_path / "recipe.yaml"))
+        self.space = self.recipe.load_space()
+        self.run = RunDir.create(tmp_path / "run", kind="search")
+        self.records = {r.number: r for r in records}
+        self.lines: list[str] = []
+        self.log = self.lines.append
+        self.tables: list = []
+        self.show = self.tables.append
+
+    def seconds(self) -> float:
+        return 3.0
+
+
+def pick(first: str, second: str) -> dict[str, str]:
+    return {"stages.0.layers.0": first, "stages.1.layers.0": second}
+
+
+def stage_layers(text: str) -> list[list[str]]:
+    """The picks an arch file lists, stage by stage (the file read back as an architecture)."""
+    import nas.dsl as dsl
+
+    arch = dsl.loads(text)
+    assert not arch.choices()
+    return [list(stage["layers"]) for stage in arch.doc["stages"]]
+
+
+def trial_records() -> list[Record]:
+    # (acc, flops): 2 is the most accurate fully trained trial (3 is stopped, more accurate: not the best);
+    # for accuracy × FLOPs, 0 is dominated by 1 (as accurate, cheaper), so the front is 1, 2 and 5
+    return [Record(0, "ok", pick("k3", "k3"), val_acc=0.5, flops=300.0),
+            Record(1, "ok", pick("k5", "skip"), val_acc=0.5, flops=200.0),
+            Record(2, "ok", pick("k5", "k3"), val_acc=0.875, flops=400.0),
+            Record(3, "stopped", pick("skip", "k5"), val_acc=0.95, flops=10.0),
+            Record(4, "failed", pick("k3", "k5"), error="boom"),
+            Record(5, "ok", pick("skip", "skip"), val_acc=0.25, flops=100.0),
+            Record(6, "rejected", pick("k5", "k5"), flops=900.0)]
+
+
+def test_write_results_single_objective_writes_the_best_trial(tmp_path):
+    from nas.search.results import write_results
+
+    search = _Search(tmp_path, "[accuracy]", trial_records())
+    result = write_results(search)
+    run = tmp_path / "run"
+    best = (run / "best.arch.yaml").read_text(encoding="utf-8")
+    assert best.startswith("# best: trial 2 of `nas search` demo (val acc 0.8750)")
+    assert stage_layers(best) == [["k5"], ["k3"]]
+    assert not (run / "pareto").exists()
+    assert json.loads((run / "summary.json").read_text()) == result
+    assert result["recipe"] == "demo" and result["trials"] == 7 and result["trained"] == 6
+    assert result["counts"] == {"ok": 4, "stopped": 1, "failed": 1, "rejected": 1, "duplicate": 0}
+    assert [b["number"] for b in result["best"]] == [2] and result["seconds"] == 3.0
+    rows = list(csv.DictReader(io.StringIO((run / "trials.csv").read_text())))
+    assert [(r["trial"], r["status"], r["stages.0.layers.0"], r["stages.1.layers.0"]) for r in rows] == [
+        ("0", "ok", "k3", "k3"), ("1", "ok", "k5", "skip"), ("2", "ok", "k5", "k3"), ("3", "stopped", "skip", "k5"),
+        ("4", "failed", "k3", "k5"), ("5", "ok", "skip", "skip"), ("6", "rejected", "k5", "k5")]
+    assert search.lines[0] == f"6 trained (4 ok, 1 stopped, 1 failed), 1 rejected, 0 duplicate, 3s → {run}"
+    assert search.lines[1:] == ["best picks: stages.0.layers.0=k5, stages.1.layers.0=k3"]
+    shown = search.tables[0]
+    assert shown.title == "demo: best trials" and shown.row_count == 5  # trials 2, 0, 1, 5, then stopped 3
+    assert list(shown.columns[0].cells) == ["2", "0", "1", "5", "3"]
+    search.run.close()
+
+
+def test_write_results_two_objectives_writes_exactly_the_pareto_front(tmp_path):
+    from nas.search.results import write_results
+
+    search = _Search(tmp_path, "[accuracy, flops]", trial_records())
+    result = write_results(search)
+    run = tmp_path / "run"
+    assert not (run / "best.arch.yaml").exists()
+    files = sorted(p.name for p in (run / "pareto").iterdir())
+    assert files == ["0001.arch.yaml", "0002.arch.yaml", "0005.arch.yaml"]
+    expected = {"0001": [["k5"], ["skip"]], "0002": [["k5"], ["k3"]], "0005": [["skip"], ["skip"]]}
+    for stem, layers in expected.items():
+        text = (run / "pareto" / f"{stem}.arch.yaml").read_text(encoding="utf-8")
+        assert text.startswith(f"# Pareto-optimal: trial {int(stem)} of `nas search` demo")
+        assert stage_layers(text) == layers
+    assert [b["number"] for b in result["best"]] == [1, 2, 5]
+    assert result["objectives"] == [{"accuracy": "max"}, {"flops": "min"}]
+    assert search.lines[1:] == [f"3 Pareto-optimal architecture(s) in {run / 'pareto'}"]
+    assert search.tables[0].title == "demo: Pareto front"
+    search.run.close()
