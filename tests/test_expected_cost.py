@@ -1,14 +1,18 @@
 """The expected cost from the cost table, against exact per-architecture costs and Monte-Carlo sampling."""
 from __future__ import annotations
 
+import itertools
+import math
 import statistics
 
 import pytest
 import torch
 
 import nas.dsl as dsl
+from nas.builder import build
+from nas.cost import Cost, count_model
 from nas.dsl.errors import SpecError
-from nas.supernet.expected import ExpectedCost
+from nas.supernet.expected import ExpectedCost, cost_extremes
 from nas.supernet.mixed import ArchParams
 from test_supernet import TINY_DARTS, TINY_MNAS, TINY_NASNET
 
@@ -63,3 +67,105 @@ def test_unknown_cost_and_unused_concat_are_refused():
         ExpectedCost(dsl.loads(TINY_MNAS), metric="energy")
     with pytest.raises(SpecError, match="unused nodes"):
         ExpectedCost(dsl.loads(TINY_NASNET))
+
+
+# Cells whose nodes may or may not read h0/h1: node 0 reads one of them through keys that are not the states'
+# names, node 1 can avoid h0 (in0) and h1 (in1); a one-option set is a choice too, certain. The reduction cell
+# reads h1 only, so whether the cell before it is computed depends on the next normal cell's picks.
+RESTRICTED_INPUTS = """
+name: restricted_inputs
+input: {channels: 3, size: 8}
+classes: 4
+choices:
+  ops: {sep3: {op: sep, k: 3}, pool: {op: avgpool, k: 3}}
+  only_sep: {sep3: {op: sep, k: 3}}
+  older_or_prev: {older: h0, prev: h1}
+stem: [{op: conv, k: 3, c: 6, s: 1, act: none}]
+cells:
+  normal:
+    nodes:
+      - {op0: $ops, in0: $older_or_prev}
+      - {op0: $only_sep, in0: {choice: [h1, n0]}, op1: {op: sep, k: 3}, in1: {choice: [h0, n0]}}
+    concat: nodes
+  reduction: {nodes: [{op0: {op: sep, k: 3}, in0: h1}], concat: nodes, reduce: true}
+body: {pattern: [normal, normal, reduction, normal], F: 4}
+head: [{op: classifier}]
+"""
+
+
+def _every_arch(space):
+    choices = space.choices()
+    for combo in itertools.product(*(c.keys for c in choices.values())):
+        yield dict(zip(choices, combo))
+
+
+def _counted(space) -> list[tuple[dict, Cost]]:
+    """Every architecture of a small space with its fvcore count (the built network, no cost table)."""
+    size = space.doc["input"]["size"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tracing many tiny networks: a second thread only waits (7 s instead of 1 here)
+    try:
+        return [(a, count_model(build(space.resolve(a)), (space.doc["input"]["channels"], size, size)).total)
+                for a in _every_arch(space)]
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def restricted():
+    space = dsl.loads(RESTRICTED_INPUTS)
+    return space, _counted(space)
+
+
+@pytest.mark.parametrize("metric", ["flops", "params"])
+def test_cells_that_may_skip_an_input_expect_the_enumerated_cost(restricted, metric):
+    """Σ over every architecture of Π p(pick) × its fvcore count, for two distributions θ."""
+    space, counted = restricted
+    assert len(counted) == 16 and len({getattr(c, metric) for _, c in counted}) > 4
+    expected = ExpectedCost(space, metric=metric)
+    for seed in (0, 1):
+        probs = {n: p.detach() for n, p in _params(space, seed=seed, scale=2.0).probs().items()}
+        truth = sum(math.prod(float(probs[n][space.choices()[n].keys.index(k)]) for n, k in a.items())
+                    * getattr(cost, metric) for a, cost in counted)
+        assert float(expected(probs)) == pytest.approx(truth, rel=1e-6), seed
+    a, cost = counted[5]
+    one_hot = {n: torch.nn.functional.one_hot(torch.tensor(c.keys.index(a[n])), len(c)).float()
+               for n, c in space.choices().items()}
+    assert float(expected(one_hot)) == pytest.approx(getattr(cost, metric), rel=1e-6)
+
+
+# The stage's width is one choice read by two cost terms, each alone: the stage itself (cheaper when narrow)
+# and the fixed skip after it (free when the width already is 16, a projection when it is 8). The two terms
+# are cheapest at different picks, so the smallest cost is not the sum of the terms' smallest costs.
+SHARED_WIDTH = """
+name: shared_width
+input: {channels: 3, size: 8}
+classes: 4
+stem: [{op: conv, k: 3, c: 8, s: 1}]
+stages:
+  - {op: ir, k: 3, e: 1, c: {choice: [8, 16]}, n: 1, s: 1}
+  - {op: skip, c: 16, n: 1, s: 1}
+head: [{op: classifier}]
+"""
+
+# Every choice enters one cost term alone (a block per layer): the extremes add up term by term.
+PER_LAYER = """
+name: per_layer
+input: {channels: 3, size: 8}
+classes: 4
+choices:
+  blocks: {k3: {op: ir, k: 3, e: 1}, k5_e3: {op: ir, k: 5, e: 3}, skip: {op: skip}}
+stem: [{op: conv, k: 3, c: 8, s: 1}]
+stages:
+  - {block: $blocks, c: 8, n: 2, s: 1}
+head: [{op: classifier}]
+"""
+
+
+@pytest.mark.parametrize("text, exact", [(SHARED_WIDTH, False), (PER_LAYER, True)])
+def test_cost_extremes_are_the_smallest_and_largest_architecture(text, exact):
+    """Against the fvcore counts of every architecture; `exact` only where the terms are independent."""
+    space = dsl.loads(text)
+    flops = [cost.flops for _, cost in _counted(space)]
+    assert cost_extremes(ExpectedCost(space)) == (pytest.approx(min(flops), rel=1e-9),
+                                                  pytest.approx(max(flops), rel=1e-9), exact)

@@ -122,7 +122,7 @@ class _CellExpectation:
         for combo in self.flag_combos:
             assignment = self._realize(space, combo)
             if assignment is None or not io_terms:
-                self.io_cost.append(0.0)  # no assignment reads no cell input at all: probability 0
+                self.io_cost.append(0.0)  # no assignment reads exactly these inputs: probability 0
                 continue
             term = io_terms[0]
             self.io_cost.append(metric_of(table._term_cost(term, table._plan(assignment)), owner.metric))
@@ -138,35 +138,31 @@ class _CellExpectation:
         return [c.live for c in cells]
 
     def _realize(self, space: Space, combo) -> dict[str, str] | None:
-        """An assignment whose cell types read exactly the given cell inputs (nodes read h0 or h1 only)."""
+        """An assignment whose cell types read exactly the given cell inputs, or None when none does (the
+        combination then has probability 0)."""
         assignment = {name: c.keys[0] for name, c in space.choices().items()}
         for cname, (h0, h1) in zip(self.types, combo):
-            wanted = [s for s, on in (("h0", h0), ("h1", h1)) if on]
-            if not wanted:
+            concat = self.cells[cname]["concat"]
+            forced = set(concat) if isinstance(concat, list) else set()
+            picks = _reading_exactly(self.slots[cname], forced, {s for s, on in (("h0", h0), ("h1", h1)) if on})
+            if picks is None:
                 return None
-            for n, (j, t, source, _) in enumerate(self.slots[cname]):
-                if not isinstance(source, Choice):
-                    if source in ("h0", "h1") and source not in wanted:
-                        return None
-                    continue
-                assignment[source.name] = wanted[n % len(wanted)] if n < 2 else wanted[-1]
-            reads = {assignment[s.name] if isinstance(s, Choice) else s for _, _, s, _ in self.slots[cname]}
-            if reads & {"h0", "h1"} != set(wanted):
-                return None
+            assignment.update(picks)
         return assignment
 
     def _flags(self, cname: str, probs, fixed_slot: int | None = None, fixed_source: str | None = None):
-        """P(flags) of one cell type: a tensor over (F,F), (F,T), (T,F), (T,T)."""
+        """P(flags) of one cell type: a tensor over (F,F), (F,T), (T,F), (T,T); `fixed_source` is the state
+        slot `fixed_slot` reads."""
         a = b = c = torch.ones((), dtype=torch.float64)
         concat = self.cells[cname]["concat"]
         forced = set(concat) if isinstance(concat, list) else set()
         for n, (_, _, source, _) in enumerate(self.slots[cname]):
             if n == fixed_slot:
                 q0, q1 = float(fixed_source == "h0"), float(fixed_source == "h1")
-            elif isinstance(source, Choice):
+            elif isinstance(source, Choice):  # an option's value is the state it reads (its key may differ)
                 p = probs[source.name].to(torch.float64)
-                q0 = p[source.keys.index("h0")] if "h0" in source.values else 0.0
-                q1 = p[source.keys.index("h1")] if "h1" in source.values else 0.0
+                q0 = p @ torch.tensor([v == "h0" for v in source.values.values()], dtype=torch.float64)
+                q1 = p @ torch.tensor([v == "h1" for v in source.values.values()], dtype=torch.float64)
             else:
                 q0, q1 = float(source == "h0"), float(source == "h1")
             a, b, c = a * (1 - q0), b * (1 - q1), c * (1 - q0 - q1)
@@ -196,7 +192,7 @@ class _CellExpectation:
                 for s in (source.keys if isinstance(source, Choice) else [source]):
                     p_s = probs[source.name][source.keys.index(s)].to(torch.float64) \
                         if isinstance(source, Choice) else 1.0
-                    joint = self._joint(dict(flags, **{cname: self._flags(cname, probs, n, s)}))
+                    joint = self._joint(dict(flags, **{cname: self._flags(cname, probs, n, _state(source, s))}))
                     for i in instances:
                         if isinstance(op, Choice):
                             costs = torch.tensor([self.edge_cost[(i, j, t, s, o)] for o in op.keys],
@@ -206,6 +202,44 @@ class _CellExpectation:
                             op_cost = self.edge_cost[(i, j, t, s, None)]
                         total = total + p_s * (joint @ live[:, i]) * op_cost
         return total.float()
+
+
+def _state(source, key: str) -> str:
+    """The state a slot reads when its source choice picks `key` (or its fixed source)."""
+    return source.values[key] if isinstance(source, Choice) else source
+
+
+def _reading_exactly(slots, forced: set, wanted: set) -> dict[str, str] | None:
+    """Picks of the slots' source choices under which a cell reads exactly the cell inputs `wanted` (with
+    `forced`, the inputs its concat list reads anyway), or None when no picks do."""
+    unwanted = {"h0", "h1"} - wanted
+    if forced & unwanted:
+        return None
+    covered = forced & wanted
+    allowed = []  # per source choice: its keys that read no unwanted input
+    for _, _, source, _ in slots:
+        if not isinstance(source, Choice):
+            if source in unwanted:
+                return None
+            covered = covered | ({source} & wanted)
+            continue
+        keys = [k for k in source.keys if source.values[k] not in unwanted]
+        if not keys:
+            return None
+        allowed.append((source, keys))
+    missing = sorted(wanted - covered)
+    # each missing input gets a slot of its own (at most two); every other slot reads a node where it can
+    for chosen in itertools.permutations(range(len(allowed)), len(missing)):
+        if all(any(allowed[i][0].values[k] == m for k in allowed[i][1]) for m, i in zip(missing, chosen)):
+            picks = {}
+            for i, (source, keys) in enumerate(allowed):
+                if i in chosen:
+                    wanted_state = missing[chosen.index(i)]
+                    picks[source.name] = next(k for k in keys if source.values[k] == wanted_state)
+                else:
+                    picks[source.name] = next((k for k in keys if source.values[k] not in ("h0", "h1")), keys[0])
+            return picks
+    return None
 
 
 def _node_units(plan, i: int):
