@@ -11,6 +11,7 @@ import pytest
 from nas.recipe import Objective
 from nas.search.results import (Record, json_line, pareto_front, progress_line, ranked, read_events, summary,
                                 trials_csv)
+from test_search import tiny_space  # two stages, each one layer of k3, k5 or skip
 
 ACC, FLOPS = Objective("accuracy", "max"), Objective("flops", "min")
 
@@ -72,20 +73,6 @@ def test_progress_line_shows_the_trial():
     assert "acc   -   " in progress_line(rec(4, "failed", error="oom"), 3, 10) and line.count("FLOPs") == 1
 
 
-TINY_SPACE = """
-name: tiny
-input: {channels: 1, size: 32}
-classes: 10
-choices:
-  ops: {k3: {op: ir, k: 3, e: 1}, k5: {op: ir, k: 5, e: 3}, skip: {op: skip}}
-stem: [{op: conv, k: 3, c: 8, s: 2}]
-stages:
-  - {block: $ops, c: 8, n: 1, s: 1}
-  - {block: $ops, c: 16, n: 1, s: 2}
-head: [{op: classifier}]
-"""
-
-
 class _Search:
     """What write_results reads of a search: a real recipe, space and run folder, records set by hand."""
 
@@ -93,8 +80,7 @@ class _Search:
         from nas.recipe import loads_recipe
         from nas.runs import RunDir
 
-        (tmp_path / "tiny.yaml").write_text(TINY_SPACE, encoding="utf-8")
-        self.recipe = loads_recipe(f"name: demo\nspace: {{source: {tmp_path / 'tiny.yaml'}}}\nstrategy: random\n"
+        self.recipe = loads_recipe(f"name: demo\nspace: {{source: {tiny_space(tmp_path)}}}\nstrategy: random\n"
                                    f"objectives: {objectives}\nbudget: {{trials: 8}}\n",
                                    file=str(tmp_path / "recipe.yaml"))
         self.space = self.recipe.load_space()
