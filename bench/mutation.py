@@ -55,6 +55,8 @@ TARGETS = {
 EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("nas/supernet/derive.py", "if zero and len(zero) < len(choice):", "And → Or"):
         "differs only for a choice whose options are all `zero` ops: any of them derives a node of the same zeros",
+    ("nas/supernet/derive.py", "if zero and len(zero) < len(choice):", "Lt → LtE"):
+        "differs only for a choice whose options are all `zero` ops: any of them derives a node of the same zeros",
 }
 
 _SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
