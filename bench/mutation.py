@@ -53,6 +53,10 @@ TARGETS = {
 }
 # (module, the mutated line's text, mutant description) → why the mutant cannot change behaviour
 EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ("nas/search/results.py", "return json.dumps(_finite(obj), sort_keys=True, allow_nan=False)", "False → True"):
+        "_finite has already replaced every non-finite float by None, so there is no NaN left to allow",
+    ("nas/search/results.py", 'sign = -1.0 if objective.direction == "max" else 1.0', "1.0 → 2.0"):
+        "a positive factor on the sort key keeps the order, ties included",
     ("nas/supernet/derive.py", "if zero and len(zero) < len(choice):", "And → Or"):
         "differs only for a choice whose options are all `zero` ops: any of them derives a node of the same zeros",
     ("nas/supernet/derive.py", "if zero and len(zero) < len(choice):", "Lt → LtE"):

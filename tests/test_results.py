@@ -58,6 +58,8 @@ def test_trials_csv_columns_order_and_empty_cells():
 
 
 def test_event_log_drops_only_a_torn_last_line(tmp_path):
+    # one canonical line per event: keys sorted, non-finite floats as null (strict JSON)
+    assert json_line({"b": float("nan"), "a": [1, float("-inf"), 0.5]}) == '{"a": [1, null, 0.5], "b": null}'
     path = tmp_path / "events.jsonl"
     assert read_events(path) == []
     path.write_text(json_line({"a": 1}) + "\n\n" + json_line({"b": float("inf")}) + "\n" + '{"torn', encoding="utf-8")
@@ -110,14 +112,15 @@ def stage_layers(text: str) -> list[list[str]]:
 
 def trial_records() -> list[Record]:
     # (acc, flops): 2 is the most accurate fully trained trial (3 is stopped, more accurate: not the best);
-    # for accuracy × FLOPs, 0 is dominated by 1 (as accurate, cheaper), so the front is 1, 2 and 5
+    # for accuracy × FLOPs, 0 is dominated by 1 (as accurate, cheaper) and 7 by 5, so the front is 1, 2 and 5
     return [Record(0, "ok", pick("k3", "k3"), val_acc=0.5, flops=300.0),
             Record(1, "ok", pick("k5", "skip"), val_acc=0.5, flops=200.0),
             Record(2, "ok", pick("k5", "k3"), val_acc=0.875, flops=400.0),
             Record(3, "stopped", pick("skip", "k5"), val_acc=0.95, flops=10.0),
             Record(4, "failed", pick("k3", "k5"), error="boom"),
             Record(5, "ok", pick("skip", "skip"), val_acc=0.25, flops=100.0),
-            Record(6, "rejected", pick("k5", "k5"), flops=900.0)]
+            Record(6, "rejected", pick("k5", "k5"), flops=900.0),
+            Record(7, "ok", pick("k3", "skip"), val_acc=0.125, flops=150.0, seconds=2.5)]
 
 
 def test_write_results_single_objective_writes_the_best_trial(tmp_path):
@@ -131,18 +134,19 @@ def test_write_results_single_objective_writes_the_best_trial(tmp_path):
     assert stage_layers(best) == [["k5"], ["k3"]]
     assert not (run / "pareto").exists()
     assert json.loads((run / "summary.json").read_text()) == result
-    assert result["recipe"] == "demo" and result["trials"] == 7 and result["trained"] == 6
-    assert result["counts"] == {"ok": 4, "stopped": 1, "failed": 1, "rejected": 1, "duplicate": 0}
+    assert result["recipe"] == "demo" and result["trials"] == 8 and result["trained"] == 7
+    assert result["counts"] == {"ok": 5, "stopped": 1, "failed": 1, "rejected": 1, "duplicate": 0}
     assert [b["number"] for b in result["best"]] == [2] and result["seconds"] == 3.0
     rows = list(csv.DictReader(io.StringIO((run / "trials.csv").read_text())))
-    assert [(r["trial"], r["status"], r["stages.0.layers.0"], r["stages.1.layers.0"]) for r in rows] == [
-        ("0", "ok", "k3", "k3"), ("1", "ok", "k5", "skip"), ("2", "ok", "k5", "k3"), ("3", "stopped", "skip", "k5"),
-        ("4", "failed", "k3", "k5"), ("5", "ok", "skip", "skip"), ("6", "rejected", "k5", "k5")]
-    assert search.lines[0] == f"6 trained (4 ok, 1 stopped, 1 failed), 1 rejected, 0 duplicate, 3s → {run}"
+    assert [(r["trial"], r["status"], r["stages.0.layers.0"], r["stages.1.layers.0"], r["seconds"]) for r in rows] == [
+        ("0", "ok", "k3", "k3", "0.00"), ("1", "ok", "k5", "skip", "0.00"), ("2", "ok", "k5", "k3", "0.00"),
+        ("3", "stopped", "skip", "k5", "0.00"), ("4", "failed", "k3", "k5", "0.00"),
+        ("5", "ok", "skip", "skip", "0.00"), ("6", "rejected", "k5", "k5", "0.00"), ("7", "ok", "k3", "skip", "2.50")]
+    assert search.lines[0] == f"7 trained (5 ok, 1 stopped, 1 failed), 1 rejected, 0 duplicate, 3s → {run}"
     assert search.lines[1:] == ["best picks: stages.0.layers.0=k5, stages.1.layers.0=k3"]
     shown = search.tables[0]
-    assert shown.title == "demo: best trials" and shown.row_count == 5  # trials 2, 0, 1, 5, then stopped 3
-    assert list(shown.columns[0].cells) == ["2", "0", "1", "5", "3"]
+    assert shown.title == "demo: best trials" and shown.row_count == 5  # the top 5 of 2, 0, 1, 5, 7, stopped 3
+    assert list(shown.columns[0].cells) == ["2", "0", "1", "5", "7"]
     search.run.close()
 
 
