@@ -78,12 +78,12 @@ def test_progress_line_shows_the_trial():
 class _Search:
     """What write_results reads of a search: a real recipe, space and run folder, records set by hand."""
 
-    def __init__(self, tmp_path, objectives: str, records: list[Record]):
+    def __init__(self, tmp_path, objectives: str, records: list[Record], space=None, extra: str = ""):
         from nas.recipe import loads_recipe
         from nas.runs import RunDir
 
-        self.recipe = loads_recipe(f"name: demo\nspace: {{source: {tiny_space(tmp_path)}}}\nstrategy: random\n"
-                                   f"objectives: {objectives}\nbudget: {{trials: 8}}\n",
+        self.recipe = loads_recipe(f"name: demo\nspace: {{source: {space or tiny_space(tmp_path)}}}\n"
+                                   f"strategy: random\nobjectives: {objectives}\nbudget: {{trials: 8}}\n{extra}",
                                    file=str(tmp_path / "recipe.yaml"))
         self.space = self.recipe.load_space()
         self.run = RunDir.create(tmp_path / "run", kind="search")
@@ -115,7 +115,7 @@ def trial_records() -> list[Record]:
     # for accuracy × FLOPs, 0 is dominated by 1 (as accurate, cheaper) and 7 by 5, so the front is 1, 2 and 5
     return [Record(0, "ok", pick("k3", "k3"), val_acc=0.5, flops=300.0),
             Record(1, "ok", pick("k5", "skip"), val_acc=0.5, flops=200.0),
-            Record(2, "ok", pick("k5", "k3"), val_acc=0.875, flops=400.0),
+            Record(2, "ok", pick("k5", "k3"), val_acc=0.875, flops=400.0, params=1500.0),
             Record(3, "stopped", pick("skip", "k5"), val_acc=0.95, flops=10.0),
             Record(4, "failed", pick("k3", "k5"), error="boom"),
             Record(5, "ok", pick("skip", "skip"), val_acc=0.25, flops=100.0),
@@ -147,6 +147,10 @@ def test_write_results_single_objective_writes_the_best_trial(tmp_path):
     shown = search.tables[0]
     assert shown.title == "demo: best trials" and shown.row_count == 5  # the top 5 of 2, 0, 1, 5, 7, stopped 3
     assert list(shown.columns[0].cells) == ["2", "0", "1", "5", "7"]
+    assert list(shown.columns[2].cells) == ["0.8750", "0.5000", "0.5000", "0.2500", "0.1250"]
+    assert list(shown.columns[3].cells) == ["1.50K", "-", "-", "-", "-"]  # params
+    assert list(shown.columns[4].cells) == ["400", "300", "200", "100", "150"]  # FLOPs
+    assert [c.justify for c in shown.columns] == ["right", "left", "right", "right", "right", "right", "right"]
     search.run.close()
 
 
@@ -168,4 +172,34 @@ def test_write_results_two_objectives_writes_exactly_the_pareto_front(tmp_path):
     assert result["objectives"] == [{"accuracy": "max"}, {"flops": "min"}]
     assert search.lines[1:] == [f"3 Pareto-optimal architecture(s) in {run / 'pareto'}"]
     assert search.tables[0].title == "demo: Pareto front"
+    search.run.close()
+
+
+def test_write_results_exports_the_best_architecture_when_the_recipe_asks(tmp_path):
+    from nas.search.results import write_results
+
+    search = _Search(tmp_path, "[accuracy]", trial_records(), extra="export: {formats: [yaml]}\n")
+    write_results(search)
+    exported = sorted(p.name for p in (tmp_path / "run" / "export").iterdir() if not p.name.startswith("."))
+    assert exported == ["arch.yaml"]
+    assert stage_layers((tmp_path / "run" / "export" / "arch.yaml").read_text(encoding="utf-8")) == [["k5"], ["k3"]]
+    search.run.close()
+
+
+@pytest.mark.parametrize("layers", [4, 5])
+def test_the_log_lists_at_most_eight_picks(tmp_path, layers):
+    """8 choices are logged pick by pick; 9 would make a long line, so the log points to the files instead."""
+    from nas.search.results import write_results
+
+    space = tmp_path / "deeper.yaml"
+    space.write_text(tiny_space(tmp_path).read_text(encoding="utf-8").replace("n: 1", f"n: {layers}", 1)
+                     .replace("n: 1", "n: 4"), encoding="utf-8")
+    names = [f"stages.0.layers.{i}" for i in range(layers)] + [f"stages.1.layers.{i}" for i in range(4)]
+    search = _Search(tmp_path, "[accuracy]", [Record(0, "ok", dict.fromkeys(names, "k3"), val_acc=0.5)], space=space)
+    assert list(search.space.choices()) == names
+    write_results(search)
+    if layers == 4:
+        assert search.lines[1] == "best picks: " + ", ".join(f"{n}=k3" for n in names)
+    else:
+        assert search.lines[1] == "best: trial 0 (its picks are in trials.csv), in best.arch.yaml"
     search.run.close()
