@@ -12,7 +12,7 @@ import nas.dsl as dsl
 from nas.builder import build
 from nas.cost import Cost, count_model
 from nas.dsl.errors import SpecError
-from nas.supernet.expected import ExpectedCost, cost_extremes
+from nas.supernet.expected import ExpectedCost, cost_extremes, metric_of
 from nas.supernet.mixed import ArchParams
 from test_supernet import TINY_DARTS, TINY_MNAS, TINY_NASNET
 
@@ -148,13 +148,13 @@ stages:
 head: [{op: classifier}]
 """
 
-# Every choice enters one cost term alone (a block per layer): the extremes add up term by term.
+# Every choice enters one cost term alone (a block per layer): the extremes add up term by term (none is 0).
 PER_LAYER = """
 name: per_layer
 input: {channels: 3, size: 8}
 classes: 4
 choices:
-  blocks: {k3: {op: ir, k: 3, e: 1}, k5_e3: {op: ir, k: 5, e: 3}, skip: {op: skip}}
+  blocks: {k3: {op: ir, k: 3, e: 1}, k5_e3: {op: ir, k: 5, e: 3}, k3_e6: {op: ir, k: 3, e: 6}}
 stem: [{op: conv, k: 3, c: 8, s: 1}]
 stages:
   - {block: $blocks, c: 8, n: 2, s: 1}
@@ -169,3 +169,10 @@ def test_cost_extremes_are_the_smallest_and_largest_architecture(text, exact):
     flops = [cost.flops for _, cost in _counted(space)]
     assert cost_extremes(ExpectedCost(space)) == (pytest.approx(min(flops), rel=1e-9),
                                                   pytest.approx(max(flops), rel=1e-9), exact)
+
+
+def test_metric_of_reads_latency_only_where_it_was_measured():
+    assert metric_of(Cost(100.0, 7, latency_ms=2.5), "latency") == 2.5
+    assert metric_of(Cost(100.0, 7, latency_ms=2.5), "params") == 7.0
+    with pytest.raises(ValueError, match="no latency"):
+        metric_of(Cost(100.0, 7), "latency")

@@ -252,7 +252,7 @@ def _node_units(plan, i: int):
 def cost_extremes(expected: ExpectedCost, samples: int = 400, seed: int = 0) -> tuple[float, float, bool]:
     """(smallest, largest, exact) cost of the space. Exact where every choice enters one term alone (FBNet,
     ProxylessNAS, per-layer choices): then each term's extreme is independent. Otherwise the extremes of
-    `samples` random architectures plus the per-choice smallest and largest picks (exact = False)."""
+    `samples` random architectures (exact = False: the true extremes may lie outside them)."""
     import random
 
     space = expected.space
