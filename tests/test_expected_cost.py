@@ -71,7 +71,8 @@ def test_unknown_cost_and_unused_concat_are_refused():
 
 # Cells whose nodes may or may not read h0/h1: node 0 reads one of them through keys that are not the states'
 # names, node 1 can avoid h0 (in0) and h1 (in1); a one-option set is a choice too, certain. The reduction cell
-# reads h1 only, so whether the cell before it is computed depends on the next normal cell's picks.
+# reads h1 only, so whether the cell before it is computed depends on the next normal cell's picks; the last
+# two cells read one of their inputs through their concat list only.
 RESTRICTED_INPUTS = """
 name: restricted_inputs
 input: {channels: 3, size: 8}
@@ -88,7 +89,9 @@ cells:
       - {op0: $only_sep, in0: {choice: [h1, n0]}, op1: {op: sep, k: 3}, in1: {choice: [h0, n0]}}
     concat: nodes
   reduction: {nodes: [{op0: {op: sep, k: 3}, in0: h1}], concat: nodes, reduce: true}
-body: {pattern: [normal, normal, reduction, normal], F: 4}
+  last: {nodes: [{op0: {op: sep, k: 3}, in0: h1}], concat: [n0, h0]}
+  tail: {nodes: [{op0: {op: sep, k: 3}, in0: h0}], concat: [n0, h1]}
+body: {pattern: [normal, normal, reduction, normal, last, tail], F: 4}
 head: [{op: classifier}]
 """
 
