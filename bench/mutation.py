@@ -53,6 +53,8 @@ TARGETS = {
 }
 # (module, the mutated line's text, mutant description) → why the mutant cannot change behaviour
 EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ("nas/supernet/expected.py", "self.io_cost.append(0.0)  # no assignment reads exactly these inputs: probability 0",
+     "0.0 → 1.0"): "reached only for read combinations of probability 0, so that cost is always weighed by 0",
     ("nas/search/results.py", "return json.dumps(_finite(obj), sort_keys=True, allow_nan=False)", "False → True"):
         "_finite has already replaced every non-finite float by None, so there is no NaN left to allow",
     ("nas/search/results.py", 'sign = -1.0 if objective.direction == "max" else 1.0', "1.0 → 2.0"):

@@ -13,10 +13,10 @@ architecture's cost as fixed + Σ_term table_term[key_term(a)], so by linearity
   inputs (h0, h1) the slots of each cell type read, so a node op costs
       E = Σ_s Σ_F P(in_t = s, F) · Σ_{instances i} live_i(F) · Σ_o p(op_t = o) · cost_i(s, o),
   F the read flags (h0 read?, h1 read?) of every cell type. Given its slots' independent picks, a type's
-  flags follow by inclusion–exclusion: with a = Π(1 − q0), b = Π(1 − q1), c = Π(1 − q0 − q1) over slots
-  (q0, q1 the probabilities of reading h0, h1): P(neither) = c, P(h1 only) = a − c, P(h0 only) = b − c,
-  P(both) = 1 − a − b + c; conditioning on in_t = s fixes that slot's (q0, q1). Preprocessing and the head
-  depend on the flags only: E_io = Σ_F P(F) · cost_io(F).
+  flags follow by inclusion–exclusion: with a = Π(1 − q0), b = Π(1 − q1) over slots (q0, q1 the
+  probabilities of reading h0, h1), and P(neither) = 0 (node 0 can read nothing but h0 or h1):
+  P(h1 only) = a, P(h0 only) = b, P(both) = 1 − a − b; conditioning on in_t = s fixes that slot's (q0, q1).
+  Preprocessing and the head depend on the flags only: E_io = Σ_F P(F) · cost_io(F).
   Cells that concatenate their *unused* nodes (NASNet) would also need the distribution of the number of
   unused nodes; that is not implemented and is refused with a clear error.
 """
@@ -153,7 +153,7 @@ class _CellExpectation:
     def _flags(self, cname: str, probs, fixed_slot: int | None = None, fixed_source: str | None = None):
         """P(flags) of one cell type: a tensor over (F,F), (F,T), (T,F), (T,T); `fixed_source` is the state
         slot `fixed_slot` reads."""
-        a = b = c = torch.ones((), dtype=torch.float64)
+        a = b = torch.ones((), dtype=torch.float64)
         concat = self.cells[cname]["concat"]
         forced = set(concat) if isinstance(concat, list) else set()
         for n, (_, _, source, _) in enumerate(self.slots[cname]):
@@ -165,12 +165,12 @@ class _CellExpectation:
                 q1 = p @ torch.tensor([v == "h1" for v in source.values.values()], dtype=torch.float64)
             else:
                 q0, q1 = float(source == "h0"), float(source == "h1")
-            a, b, c = a * (1 - q0), b * (1 - q1), c * (1 - q0 - q1)
-        if "h0" in forced:
-            a, c = a * 0, c * 0
+            a, b = a * (1 - q0), b * (1 - q1)
+        if "h0" in forced:  # read by the concat list, whatever the slots pick
+            a = torch.zeros((), dtype=torch.float64)
         if "h1" in forced:
-            b, c = b * 0, c * 0
-        return torch.stack([c, a - c, b - c, 1 - a - b + c])
+            b = torch.zeros((), dtype=torch.float64)
+        return torch.stack([torch.zeros((), dtype=torch.float64), a, b, 1 - a - b])
 
     def _joint(self, flags: dict[str, torch.Tensor]) -> torch.Tensor:
         """P(F) for every combination of the types' flags (types are independent)."""
