@@ -17,6 +17,18 @@ def _threads():
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
 
 
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    """`nas train` sets torch's thread count for the process it runs (nas/cli/train.py); run in-process by a
+    test, it must not carry over to the tests after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != before:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture
 def one_thread():
     """Many small models: one thread is faster than two, and much faster on a busy machine."""

@@ -45,7 +45,7 @@ def _depth_width_space(spaces, size):
     return space
 
 
-def test_darts_and_depth_width_choices_agree(spaces):
+def test_darts_and_depth_width_tables_equal_the_fvcore_count(spaces):
     _assert_table_equals_full_count(nas.load(spaces / "darts.yaml"), 5)
     _assert_table_equals_full_count(_depth_width_space(spaces, 64), 12)
 
@@ -96,7 +96,7 @@ def test_counting_logs_nothing(spaces, caplog):
 
 def test_per_unit_counts_sum_to_the_total(spaces):
     cost = count_arch(nas.load(spaces / "efficientnet_b0.yaml").with_input(size=64), per_unit=True)
-    assert sum(c.flops for _, c in cost.units) == pytest.approx(cost.total.flops)
+    assert sum(c.flops for _, c in cost.units) == cost.total.flops  # whole multiply-adds, far below 2^53
     assert sum(c.params for _, c in cost.units) == cost.total.params
 
 
@@ -119,7 +119,8 @@ def test_latency_is_the_median_of_the_timed_runs_after_warmup():
     module = _Sleeper()
     ms = measure_latency(module, (3, 8, 8), "cpu", batch=2, warmup=2, runs=5)
     assert module.calls == 7 and module.shapes == {(2, 3, 8, 8)} and module.training_seen == {False}
-    assert 20 <= ms < 400  # sleep never returns early; the 500 ms run is an outlier the median drops
+    # sleep never returns early; the 500 ms run is an outlier the median drops (a mean would be ≥ 116 ms)
+    assert 20 <= ms < 100
 
 
 def test_latency_table_adds_the_latency_of_each_unit(spaces, monkeypatch):

@@ -159,11 +159,11 @@ def test_image_folder(tmp_path):
 def test_npz_layouts_and_errors(tmp_path):
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 10)
-    for shape in [(30, 8, 8), (30, 8, 8, 3), (30, 3, 8, 8)]:
+    for shape, channels in [((30, 8, 8), 1), ((30, 8, 8, 3), 3), ((30, 3, 8, 8), 3)]:  # grey, HWC, CHW
         path = tmp_path / f"d{len(shape)}_{shape[1]}.npz"
         np.savez(path, x=rng.integers(0, 256, shape, dtype=np.uint8), y=y)
         data = load_dataset("npz", root=path, size=8)
-        assert data.classes == 3 and data.train.x.shape[-2:] == (8, 8)
+        assert data.classes == 3 and data.train.x.shape[1:] == (channels, 8, 8), shape
     bad = tmp_path / "bad.npz"
     np.savez(bad, x=np.zeros((5, 8, 8)), y=np.zeros(4, dtype=np.int64))
     with pytest.raises(SpecError, match="5 images but 4 labels"):

@@ -131,10 +131,8 @@ def test_ray_train_two_workers_match_one_worker(tmp_path, ray_session):
     assert torch.load(tmp_path / "run" / "supernet.pt", weights_only=True)["epoch"] == 1
 
 
-# the demo recipe on two workers, at 16×16 (a quarter of the compute: the test is about the workers, not accuracy)
 DEMO = ["--set", "resources.workers=2", "--set", "resources.cpus=2", "--set", "strategy.mode=single_path",
-        "--set", "data.val_fraction=0.6", "--set", "retrain=", "--set", "strategy.samples=1",
-        "--set", "space.size=16", "--set", "data.size=16"]
+        "--set", "data.val_fraction=0.6", "--set", "retrain=", "--set", "strategy.samples=1"]
 
 
 def test_two_worker_demo_search_derives_an_architecture_and_resumes_from_ray_checkpoints(tmp_path, ray_session,

@@ -250,3 +250,34 @@ head: [{op: classifier}]
     plan = loads(text).plan()
     assert [u.spec["k"] for u in plan.stages[0]] == [3, 3, 5]
     assert all(u.spec["act"] == "swish" for u in plan.stages[0])
+
+
+CELL_WITH_BLOCKS = """name: t
+input: {channels: 3, size: 16}
+classes: 4
+blocks:
+  sep3: {op: sep, k: 3}
+  unused: {op: sep, k: 5}
+stem: [{op: conv, k: 3, c: 8}]
+cells:
+  normal:
+    nodes:
+      - {op0: sep3, in0: h1, op1: {op: skip}, in1: h0}
+      - {op0: {choice: {a: {op: sep, k: 3}, b: {op: maxpool, k: 3}}}, in0: n0, op1: sep3, in1: {choice: [h0, h1]}}
+body: {pattern: [normal], F: 8}
+head: [{op: classifier}]
+"""
+
+
+def test_resolve_keeps_exactly_the_blocks_a_cell_architecture_uses():
+    """Explicit nodes mix named blocks, inline op mappings and choices: the resolved architecture keeps the
+    named blocks its nodes read and the picked options, and drops the rest."""
+    space = loads(CELL_WITH_BLOCKS)
+    assert set(space.choices()) == {"cells.normal.nodes.1.op0", "cells.normal.nodes.1.in1"}
+    for pick, kept in (("a", {"sep3", "a"}), ("b", {"sep3", "b"})):
+        arch = space.resolve({"cells.normal.nodes.1.op0": pick, "cells.normal.nodes.1.in1": "h0"})
+        assert set(arch.doc["blocks"]) == kept
+        assert arch.doc["cells"]["normal"]["nodes"][0]["op1"] == {"op": "skip"}
+        assert arch.plan().cells[0].channels == 8
+    thinnest = loads(CELL_WITH_BLOCKS.replace("F: 8", "F: 1"))  # one channel per node is a valid network
+    assert thinnest.resolve(thinnest.sample(0)).plan().cells[0].channels == 1

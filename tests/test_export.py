@@ -2,6 +2,7 @@
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,7 @@ def _small(arch):
 
 
 HEAVY_PARAMS = 8_000_000  # above this, an entry's weights cost seconds to write and load twice
+GOLDEN_ZOO = json.loads((ROOT / "tests" / "golden" / "counts.json").read_text())["zoo"]
 # entries whose blocks derive their output width from inner widths that `with_width` does not scale
 FIXED_WIDTH = {"densenet121", "googlenet", "inception_v3"}
 
@@ -95,8 +97,7 @@ def _zoo_cases():
         arch = nas.zoo.load(name)
         if arch.choices():
             arch = arch.resolve(arch.sample(7))
-        with torch.device("meta"):
-            heavy = sum(p.numel() for p in nas.build(arch).parameters()) > HEAVY_PARAMS
+        heavy = GOLDEN_ZOO.get(name, {}).get("params", 0) > HEAVY_PARAMS  # pinned counts: no build at collection
         if heavy and name not in FIXED_WIDTH:
             arch, name = arch.with_width(0.25), f"{name}-w0.25"
         cases.append((f"zoo-{name}", _small(arch)))
@@ -162,7 +163,7 @@ def test_standalone_sampled_modules_match_nas_build(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", nas.zoo.architectures())
-def test_full_size_zoo_source_matches_nas_build_on_meta(name):
+def test_full_size_zoo_source_has_nas_builds_state_dict_shapes_on_meta(name):
     """At the published input size, without allocating: same state_dict keys and shapes as nas.build."""
     arch = nas.zoo.load(name)
     namespace: dict = {}
@@ -198,6 +199,12 @@ def _lint_cases():
               "classes": [f"class {i}" for i in range(10)]}
     trained = with_preprocess(nas.zoo.load("mobilenetv2").with_input(size=32).with_classes(10), record)
     cases.append(("trained-mobilenetv2", trained))  # with the constants and preprocess()
+    for width in (100, 101):  # class names that make a one-line CLASSES tuple just fit, or pass, 100 columns
+        names = [f"c{i}" for i in range(9)]
+        line = "CLASSES = (" + ", ".join(repr(n) for n in names) + ", 'x',)"
+        names.append("x" * (1 + width - len(line)))
+        record10 = dict(record, classes=names)
+        cases.append((f"classes-line-{width}", with_preprocess(trained.with_classes(10), record10)))
     return cases
 
 
@@ -269,10 +276,16 @@ def test_hostile_specs_cannot_inject_code(path, tmp_path, monkeypatch):
     assert all(ch not in first_line for ch in "\"'\\\u202e") and first_line.isascii()
 
 
-@pytest.mark.parametrize("bad", ["1Net", "class", "Net-2", "Net;import os", "Ñet", "InvertedResidual", "",
-                                 "ARCH_YAML", "torch"])
-def test_class_name_must_be_a_fresh_identifier(bad, tmp_path):
-    with pytest.raises(SpecError, match="class name|already used"):
+NOT_AN_IDENTIFIER = "is not a valid Python class name"
+TAKEN = "is already used by the exported code"
+
+
+@pytest.mark.parametrize("bad,fragment", [("1Net", NOT_AN_IDENTIFIER), ("class", NOT_AN_IDENTIFIER),
+                                          ("Net-2", NOT_AN_IDENTIFIER), ("Net;import os", NOT_AN_IDENTIFIER),
+                                          ("Ñet", NOT_AN_IDENTIFIER), ("", NOT_AN_IDENTIFIER),
+                                          ("InvertedResidual", TAKEN), ("ARCH_YAML", TAKEN), ("torch", TAKEN)])
+def test_class_name_must_be_a_fresh_identifier(bad, fragment, tmp_path):
+    with pytest.raises(SpecError, match=re.escape(f"'{bad}' {fragment}")):
         export(nas.zoo.load("b0").with_input(size=32), tmp_path, ["py"], class_name=bad)
 
 
@@ -354,16 +367,20 @@ def test_cli_bad_input(argv, fragment, tmp_path, capsys, monkeypatch):
     assert err.startswith("error: ") and len(err.splitlines()) == 1 and fragment in err, err
 
 
-@pytest.mark.parametrize("key,value", [("act", "relu'); import os #"), ("k", float("nan")), ("k", [3]),
-                                       ("act", "relu\n"), ("bias", b"x")])
-def test_exporter_rejects_hostile_values_that_got_past_the_dsl(key, value, monkeypatch):
+@pytest.mark.parametrize("key,value,fragment", [
+    ("act", "relu'); import os #", "'act' = 'relu_); import os _' is not one of the op's enumerated values"),
+    ("k", float("nan"), "'k' is not finite"),
+    ("k", [3], "'k' has a value of type list that cannot be exported"),
+    ("act", "relu\n", "'act' = 'relu_' is not one of the op's enumerated values"),
+    ("bias", b"x", "'bias' has a value of type bytes that cannot be exported")])
+def test_exporter_rejects_hostile_values_that_got_past_the_dsl(key, value, fragment, monkeypatch):
     """Defence in depth: a plan tampered with after validation still cannot put text into the source."""
     arch = nas.loads("name: t\ninput: {channels: 3, size: 16}\nclasses: 4\nstem: [{op: conv, k: 3, c: 8}]\n"
                      "stages: [{op: ir, k: 3, e: 2, c: 8, n: 1, s: 1}]\nhead: [{op: classifier}]\n")
     plan = arch.plan()
     plan.stem[0].spec[key] = value
     monkeypatch.setattr(type(arch), "plan", lambda self: plan)
-    with pytest.raises(SpecError, match="enumerated|finite|cannot be exported"):
+    with pytest.raises(SpecError, match=re.escape(fragment)):
         python_source(arch, cost=Cost(0.0, 0))
 
 
@@ -378,13 +395,14 @@ def test_exporter_rejects_hostile_cell_states_that_got_past_the_dsl(monkeypatch)
         python_source(arch, cost=Cost(0.0, 0))
 
 
-def test_cli_export_samples_a_space(tmp_path):
+def test_cli_export_samples_a_space(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["--quiet", "export", str(ROOT / "search_spaces" / "fbnet.yaml"), "--sample", "2",
                  "--input-size", "64", "--format", "yaml", "-o", str(out)]) == 0
     space = nas.load(ROOT / "search_spaces" / "fbnet.yaml").with_input(size=64)
     assert nas.dsl.dumps(nas.load(out / "arch.yaml")) == nas.dsl.dumps(space.resolve(space.sample(2)))
     assert main(["export", "b0", "--seed", "-1", "-o", str(out)]) == 2
+    assert "--seed: expected an integer seed from 0 to 2^32-1, got -1" in capsys.readouterr().err
 
 
 # A small CNN for 3 classes of 12×12 grey stripes (horizontal, vertical, diagonal) on a bright background:

@@ -64,6 +64,7 @@ def _check(case, outcome) -> None:
     assert outcome["seconds"] < TIMEOUT and outcome["extra_mb"] < MEM_MB
     if case.expect == "error":
         assert outcome["code"] == 2
+        assert case.message in outcome["stderr"], f"{case.name}: {outcome['stderr'][-2000:]}"
     if case.expect == "ok":
         assert outcome["code"] == 0, outcome["stderr"]
 
@@ -72,8 +73,12 @@ def test_corpus_covers_every_class():
     kinds = {c.kind for c in CASES}
     assert kinds == {"resources", "runs", "data", "resume", "odd"}
     assert len(CASES) >= 100 and len({c.name for c in CASES}) == len(CASES)
+    # an error case names the rule that refused it: any other one-line error would not do
+    assert all(c.message for c in CASES if c.expect == "error")
+    assert {c.expect for c in CASES} == {"error", "ok"}  # no case accepts either outcome
 
 
+@pytest.mark.slow  # the corpus runs in subprocesses: about 20 s in all, too long for the edit-test loop
 @pytest.mark.parametrize("case", FAST, ids=[c.name for c in FAST])
 def test_hostile_input(case, fast_outcomes):
     _check(case, fast_outcomes[case.name])

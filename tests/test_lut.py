@@ -216,15 +216,22 @@ def test_dnas_recipe_takes_the_table_and_refuses_one_that_does_not_fit(tiny, tmp
         make_supernet(space.with_input(size=24), config)
 
 
-def test_cost_latency_without_a_table_times_the_ops_here(tiny):
+def test_cost_latency_without_a_table_times_the_ops_here(tiny, monkeypatch):
     """Without lut:, cost: latency measures the space's ops on the search device (it used to stop with an
-    internal error: the cost table had no latency)."""
+    internal error: the cost table had no latency). With a stand-in clock (an op's 'latency' is its parameter
+    count / 1000), the expected cost of an architecture is its built network's parameter count / 1000."""
+    import nas.cost.latency as latency
+    import nas.cost.lut as lut
+    from nas.cost.flops import param_count
     from nas.supernet.dnas import DnasConfig, make_supernet
 
+    monkeypatch.setattr(lut, "_LATENCY", {})
+    monkeypatch.setattr(latency, "time_forward", lambda modules, shape, timing: param_count(modules[0]) / 1000)
     space = nas.load(tiny[0])
     _, expected = make_supernet(space, DnasConfig(cost="latency", device="cpu"))
-    table = expected.table
-    picks = space.sample(2)
-    assert expected.exact(picks) > 0
-    assert expected.exact(picks) == pytest.approx(
-        table.fixed.latency_ms + sum(t.table[t.key_of(picks)].latency_ms for t in table.terms))
+    fulls = set()
+    for seed in range(3):
+        picks = space.sample(seed)
+        fulls.add(full := param_count(nas.build(space.resolve(picks))))
+        assert expected.exact(picks) == pytest.approx(full / 1000, rel=1e-12), picks
+    assert len(fulls) > 1  # the samples differ, so a table that ignored the picks would fail

@@ -60,7 +60,7 @@ def test_registry_matches_the_dsl_vocabulary():
 
 
 @pytest.mark.parametrize("name", sorted(OPS))
-def test_every_schema_parameter_reaches_the_module(name):
+def test_every_schema_parameter_is_a_constructor_argument(name):
     accepted = inspect.signature(ops.REGISTRY[name].__init__).parameters
     missing = [p for p in OPS[name].params if p not in accepted]
     assert not missing, f"{name}: constructor ignores {missing}"
@@ -94,25 +94,51 @@ def test_inverted_residual_structure():
     assert se.se.reduce.out_channels == 4  # SE squeezes relative to the block input (EfficientNet)
 
 
-def test_drop_path_only_in_training():
+def test_drop_path_only_in_training_and_rescales_the_kept_branches():
     block = ops.make(make_unit("x", {"op": "ir", "c": 8, "e": 2}, (8, 4, 4)).spec)
-    block.drop_path_rate = 0.5
     x = torch.randn(64, 8, 4, 4)
-    block.eval()
-    assert torch.equal(block(x), block(x))
-    block.train()
-    torch.manual_seed(0)
-    out = block(x)
-    branch_dropped = (out - x).flatten(1).abs().sum(1) == 0
-    assert 0 < int(branch_dropped.sum()) < 64
+    with torch.no_grad():
+        block.eval()
+        plain_eval = block(x)
+        block.drop_path_rate = 0.5
+        assert torch.equal(block(x), plain_eval)  # eval: the rate changes nothing
+        block.train()  # BN uses batch statistics: the branch is the same whatever is dropped afterwards
+        block.drop_path_rate = 0.0
+        branch = block(x) - x
+        block.drop_path_rate = 0.5
+        torch.manual_seed(0)
+        out = block(x)
+    dropped = (out - x).flatten(1).abs().sum(1) == 0
+    assert 0 < int(dropped.sum()) < 64  # seed 0 drops some samples and keeps others
+    assert torch.equal(out[dropped], x[dropped])
+    torch.testing.assert_close(out[~dropped], x[~dropped] + branch[~dropped] / 0.5)
 
 
-def test_zero_and_factorized_reduce_values():
+def test_zero_is_all_zeros_of_the_output_shape_and_stride_1_skip_is_identity():
     zero = ops.make(make_unit("x", {"op": "zero", "s": 2, "c": 4}, (8, 5, 5)).spec)
-    assert torch.count_nonzero(zero(torch.randn(1, 8, 5, 5))) == 0
+    zeros = zero(torch.randn(1, 8, 5, 5))
+    assert zeros.shape == (1, 4, 3, 3) and torch.count_nonzero(zeros) == 0
     skip = ops.make(make_unit("x", {"op": "skip"}, (8, 5, 5)).spec)
     x = torch.randn(1, 8, 5, 5)
     assert torch.equal(skip(x), x)
+
+
+def test_factorized_reduce_sees_even_and_odd_pixels():
+    """Two stride-2 1×1 convs over relu(x): one at the even pixels, one shifted to the odd ones (zero past the
+    edge), concatenated and batch-normalized; recomputed here by indexing, with BN at its initial statistics."""
+    skip = ops.make(make_unit("x", {"op": "skip", "s": 2, "reduce": "factorized"}, (8, 5, 5)).spec).eval()
+    reduce = skip.path
+    x = torch.randn(2, 8, 5, 5)
+    r = torch.relu(x)
+    odd = torch.zeros(2, 8, 3, 3)
+    odd[:, :, :2, :2] = r[:, :, 1::2, 1::2]
+    w_a, w_b = reduce.conv_a.weight[:, :, 0, 0], reduce.conv_b.weight[:, :, 0, 0]
+    expected = torch.cat([torch.einsum("oc,nchw->nohw", w_a, r[:, :, ::2, ::2]),
+                          torch.einsum("oc,nchw->nohw", w_b, odd)], dim=1) / (1 + reduce.bn.eps) ** 0.5
+    with torch.no_grad():
+        out = skip(x)
+    assert out.shape == (2, 8, 3, 3)
+    torch.testing.assert_close(out, expected)
 
 
 @pytest.mark.parametrize("op", ["maxpool", "avgpool", "conv"])

@@ -22,10 +22,48 @@ def _blocks(lang: str) -> list[str]:
     return re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
 
 
-def test_python_examples_run(monkeypatch):
+def _run_python_block(marker: str) -> dict:
+    """Exec the one README python block containing `marker`; its namespace, to check what the README claims."""
+    (block,) = [b for b in _blocks("python") if marker in b]
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    return namespace
+
+
+def test_every_python_example_is_checked():
+    assert len(_blocks("python")) == 2  # a new block needs its own test below
+
+
+def test_python_api_example_does_what_its_comments_say(monkeypatch):
+    import torch
+
+    from nas.cost import count_arch
+
     monkeypatch.chdir(ROOT)
-    for block in _blocks("python"):
-        exec(compile(block, "README.md", "exec"), {})
+    ns = _run_python_block("space.size()")
+    space, picks, arch, model = ns["space"], ns["picks"], ns["arch"], ns["model"]
+    assert space.size() == 984770902183611232881 and set(picks) == set(space.choices())
+    assert picks["stages.0.layers.0"] == "k5_e3"
+    assert isinstance(model, torch.nn.Module) and all(name in dict(model.named_modules()) for name in picks)
+    full = count_arch(arch).total
+    assert (ns["table"].estimate(picks).flops, ns["table"].estimate(picks).params) == (full.flops, full.params)
+    small = ns["small"]
+    assert small.doc["input"] == {"channels": 1, "size": 32} and small.doc["classes"] == 10
+    assert [r["c"] for r in small.doc["stages"]] == [8, 16, 16, 32, 56, 96, 176]  # half width, multiples of 8
+    assert [len(r["layers"]) for r in small.doc["stages"]] == [1, 3, 3, 3, 3, 3, 1]  # ceil(0.75 × depth)
+
+
+def test_exported_model_example_is_the_fbnet_c_it_describes():
+    import torch
+
+    import nas
+
+    ns = _run_python_block("class Net(Network)")
+    with torch.device("meta"):
+        net, reference = ns["Net"](), nas.build(nas.zoo.load("fbnet_c"))
+    assert sum(p.numel() for p in net.parameters()) == 5_572_200  # as its docstring says
+    assert {k: v.shape for k, v in net.state_dict().items()} == \
+        {k: v.shape for k, v in reference.state_dict().items()}
 
 
 def _command_blocks() -> list[list[str]]:

@@ -44,10 +44,27 @@ def test_short_forms_and_generic_sections():
 
 
 def test_every_multi_trial_strategy_declares_options():
+    from nas.recipe import Option, strategy_info
+
     for name in STRATEGIES:
         if name != "dnas":
             recipe = loads_recipe(f"space: fbnet\nstrategy: {name}\n", "r.yaml")
             assert recipe.strategy.name == name
+            declared = strategy_info(name).OPTIONS
+            assert declared and all(isinstance(o, Option) for o in declared.values()), name
+            # its declared options are what the recipe checks against: the real ones pass, others are refused
+            key = next(iter(declared))
+            ok = loads_recipe(f"space: fbnet\nstrategy: {name}\n", "r.yaml",
+                              [f"strategy.{key}={_yaml_value(declared[key].default)}"])
+            assert ok.strategy.options[key] == declared[key].default
+            with pytest.raises(SpecError, match=f"unknown option 'bogus' of strategy '{name}'"):
+                loads_recipe(f"space: fbnet\nstrategy: {name}\n", "r.yaml", ["strategy.bogus=1"])
+
+
+def _yaml_value(value) -> str:
+    import json
+
+    return json.dumps(value)
 
 
 

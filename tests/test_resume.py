@@ -115,7 +115,16 @@ def test_resume_refuses_damage_in_one_line_and_keeps_the_files(name, run, traine
 
 
 def test_resume_of_a_finished_run_changes_nothing_but_is_allowed(run, capsys):
+    weights = torch.load(run / "weights.pt", weights_only=True)
+    epoch = torch.load(run / "checkpoint.pt", weights_only=True)["epoch"]
+    metrics = read_json(run / "metrics.json")
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    after = torch.load(run / "weights.pt", weights_only=True)
+    assert after.keys() == weights.keys() and all(torch.equal(after[k], weights[k]) for k in weights)
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == epoch == 1
+    resumed = read_json(run / "metrics.json")
+    assert resumed["history"] == metrics["history"] and len(metrics["history"]) == 1
+    assert resumed["test_acc"] == metrics["test_acc"] is not None
 
 
 def test_an_existing_run_needs_overwrite(run, capsys):

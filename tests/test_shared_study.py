@@ -4,6 +4,7 @@ running trial stops holding the budget once its heartbeat is stale."""
 import time
 
 import optuna
+import pytest
 
 from nas.recipe import loads_recipe
 from nas.runs import RunDir
@@ -28,6 +29,7 @@ def finish(search: Search, proposal) -> None:
     search.complete(number, assignment, costs, {"val_acc": 0.5, "epoch": 1}, {"status": "done"}, False)
 
 
+@pytest.mark.slow  # waits out a heartbeat's staleness (5 s)
 def test_two_drivers_share_the_budget_and_a_dead_ones_trial_is_freed(tmp_path, monkeypatch):
     monkeypatch.setenv("NAS_STUDY_HEARTBEAT_S", "1")  # stale after 5 s without a beat
     recipe = loads_recipe(RECIPE.format(db=tmp_path / "study.db"), "r.yaml")

@@ -1,5 +1,4 @@
 """The search spaces grown from the zoo's blocks: MobileNetV3-style, MnasNet, ProxylessNAS."""
-import math
 
 import pytest
 import torch
@@ -38,14 +37,14 @@ def test_proxyless_space_first_layers_cannot_skip(spaces):
 
 @pytest.mark.parametrize("name", ["mobilenetv3", "mnasnet", "proxyless"])
 def test_samples_run_and_cost_table_is_exact(spaces, name):
-    space = nas.load(spaces / f"{name}.yaml").with_input(size=64).with_classes(10)
+    space = nas.load(spaces / f"{name}.yaml").with_input(size=32).with_classes(10)  # 32²: the stride-32 minimum
     table = CostTable(space)
     for seed in range(4):
         picks = space.sample(seed)
         arch = space.resolve(picks)
         model = nas.build(arch).eval()
         with torch.no_grad():
-            assert model(torch.randn(2, 3, 64, 64)).shape == (2, 10)
+            assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
         full = count_model(model, arch.plan().input_shape).total
         est = table.estimate(picks)
-        assert est.params == full.params and math.isclose(est.flops, full.flops, rel_tol=1e-9)
+        assert (est.params, est.flops) == (full.params, full.flops)  # whole multiply-adds: exact

@@ -85,15 +85,18 @@ def test_evolution_ages_out_the_oldest_not_the_worst():
     assert list(strategy.population) == told[1:]
 
 
-def test_evolution_children_differ_from_a_parent_in_one_choice():
+def test_evolution_children_differ_from_their_parent_in_one_choice(monkeypatch):
     strategy = RegularizedEvolution(SPACE, ACC, {"population": 4, "sample": 2}, seed=1)
     drive(strategy, 4)
-    parents = [a for a, _ in strategy.population]
-    for _ in range(10):
+    parents = []
+    real = strategy.mutate
+    monkeypatch.setattr(strategy, "mutate", lambda parent: parents.append(dict(parent)) or real(parent))
+    for i in range(10):
+        population = [a for a, _ in strategy.population]
         number, child = strategy.ask()
         strategy.tell(number, Outcome("ok", [toy_accuracy(child)]))
-        assert any(child != p and _one_mutation(p, child) for p in parents)
-        parents = [a for a, _ in strategy.population] + parents
+        assert len(parents) == i + 1 and parents[-1] in population  # the parent is a current member
+        assert child != parents[-1] and _one_mutation(parents[-1], child), (parents[-1], child)
 
 
 def _one_mutation(parent: dict, child: dict) -> bool:
