@@ -165,7 +165,12 @@ head: [{op: classifier}]
 """
 
 
-@pytest.mark.parametrize("text, exact", [(SHARED_WIDTH, False), (PER_LAYER, True)])
+# One term reads two choices (the layer's kernel and expansion) that no other term reads: still independent.
+PAIRED = PER_LAYER.replace("{block: $blocks, c: 8, n: 2, s: 1}",
+                           "{op: ir, shared: true, k: {choice: [3, 5]}, e: {choice: [1, 6]}, c: 8, n: 1, s: 1}")
+
+
+@pytest.mark.parametrize("text, exact", [(SHARED_WIDTH, False), (PER_LAYER, True), (PAIRED, True)])
 def test_cost_extremes_are_the_smallest_and_largest_architecture(text, exact):
     """Against the fvcore counts of every architecture; `exact` only where the terms are independent."""
     space = dsl.loads(text)
@@ -179,3 +184,7 @@ def test_metric_of_reads_latency_only_where_it_was_measured():
     assert metric_of(Cost(100.0, 7, latency_ms=2.5), "params") == 7.0
     with pytest.raises(ValueError, match="no latency"):
         metric_of(Cost(100.0, 7), "latency")
+
+
+def test_latency_is_measured_only_for_a_latency_cost():
+    assert ExpectedCost(dsl.loads(PER_LAYER), metric="flops", latency_device="cpu").table.fixed.latency_ms is None

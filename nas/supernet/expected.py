@@ -250,16 +250,15 @@ def _node_units(plan, i: int):
 
 
 def cost_extremes(expected: ExpectedCost, samples: int = 400, seed: int = 0) -> tuple[float, float, bool]:
-    """(smallest, largest, exact) cost of the space. Exact where every choice enters one term alone (FBNet,
-    ProxylessNAS, per-layer choices): then each term's extreme is independent. Otherwise the extremes of
+    """(smallest, largest, exact) cost of the space. Exact where no choice enters two terms (FBNet, ProxylessNAS,
+    per-layer choices, a layer's kernel and expansion): then each term's extreme is independent. Otherwise the extremes of
     `samples` random architectures (exact = False: the true extremes may lie outside them)."""
     import random
 
     space = expected.space
     if not space.is_cell:
-        deps = [d for d, _ in expected._terms]
-        flat = [d for ds in deps for d in ds]
-        if all(len(ds) <= 1 for ds in deps) and len(flat) == len(set(flat)):
+        flat = [d for ds, _ in expected._terms for d in ds]
+        if len(flat) == len(set(flat)):
             low = expected.fixed + sum(float(v.min()) for _, v in expected._terms)
             high = expected.fixed + sum(float(v.max()) for _, v in expected._terms)
             return low, high, True
