@@ -228,7 +228,7 @@ def _reading_exactly(slots, forced: set, wanted: set) -> dict[str, str] | None:
             return None
         allowed.append((source, keys))
     missing = sorted(wanted - covered)
-    # each missing input gets a slot of its own (at most two); every other slot reads a node where it can
+    # each missing input gets a slot of its own (at most two); any allowed key suits every other slot
     for chosen in itertools.permutations(range(len(allowed)), len(missing)):
         if all(any(allowed[i][0].values[k] == m for k in allowed[i][1]) for m, i in zip(missing, chosen)):
             picks = {}
@@ -237,7 +237,7 @@ def _reading_exactly(slots, forced: set, wanted: set) -> dict[str, str] | None:
                     wanted_state = missing[chosen.index(i)]
                     picks[source.name] = next(k for k in keys if source.values[k] == wanted_state)
                 else:
-                    picks[source.name] = next((k for k in keys if source.values[k] not in ("h0", "h1")), keys[0])
+                    picks[source.name] = keys[0]
             return picks
     return None
 
