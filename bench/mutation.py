@@ -68,6 +68,9 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "estimate is the same (test_cost checks estimates against fvcore)",
     ("nas/supernet/expected.py", "self.io_cost.append(0.0)  # no assignment reads exactly these inputs: probability 0",
      "0.0 → 1.0"): "reached only for read combinations of probability 0, so that cost is always weighed by 0",
+    ("nas/supernet/expected.py", 'cells = [SimpleNamespace(reads={s for s, on in zip(("h0", "h1"), flags[k]) if on}, '
+                                 'live=True)', "True → False"):
+        "_mark_live sets every cell's `live` before it reads it",
     ("nas/search/results.py", "return json.dumps(_finite(obj), sort_keys=True, allow_nan=False)", "False → True"):
         "_finite has already replaced every non-finite float by None, so there is no NaN left to allow",
     ("nas/search/results.py", 'sign = -1.0 if objective.direction == "max" else 1.0', "1.0 → 2.0"):

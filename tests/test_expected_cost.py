@@ -188,3 +188,23 @@ def test_metric_of_reads_latency_only_where_it_was_measured():
 
 def test_latency_is_measured_only_for_a_latency_cost():
     assert ExpectedCost(dsl.loads(PER_LAYER), metric="flops", latency_device="cpu").table.fixed.latency_ms is None
+
+
+def test_a_dead_first_cell_costs_nothing_at_its_one_hot_distribution():
+    """Normal cells read only h1 and the reduction cell only h0, so nothing reads the first cell: the
+    expectation at this architecture's one-hot distribution is its fvcore count, the dead cell left out."""
+    space = dsl.loads(TINY_DARTS)
+    inputs = {"normal": [("h1", "h1"), ("n0", "n0"), ("n1", "n0")],
+              "reduction": [("h0", "h0"), ("n0", "n0"), ("n0", "n1")]}
+    assignment = {}
+    for cname, nodes in inputs.items():
+        for j, pair in enumerate(nodes):
+            for t, source in enumerate(pair):
+                assignment[f"cells.{cname}.nodes.{j}.in{t}"] = source
+                assignment[f"cells.{cname}.nodes.{j}.op{t}"] = ("sep_conv_3x3", "max_pool_3x3")[t]
+    arch = space.resolve(assignment)
+    assert [c.live for c in arch.plan().cells] == [False, True, True]
+    one_hot = {n: torch.nn.functional.one_hot(torch.tensor(c.keys.index(assignment[n])), len(c)).float()
+               for n, c in space.choices().items()}
+    truth = count_model(build(arch), (3, 16, 16)).total.flops
+    assert float(ExpectedCost(space)(one_hot)) == pytest.approx(truth, rel=1e-6)
