@@ -251,8 +251,8 @@ def _node_units(plan, i: int):
 
 def cost_extremes(expected: ExpectedCost, samples: int = 400, seed: int = 0) -> tuple[float, float, bool]:
     """(smallest, largest, exact) cost of the space. Exact where no choice enters two terms (FBNet, ProxylessNAS,
-    per-layer choices, a layer's kernel and expansion): then each term's extreme is independent. Otherwise the extremes of
-    `samples` random architectures (exact = False: the true extremes may lie outside them)."""
+    per-layer choices, a layer's kernel and expansion): then each term's extreme is independent. Otherwise the
+    extremes of `samples` random architectures (exact = False: the true extremes may lie outside them)."""
     import random
 
     space = expected.space
