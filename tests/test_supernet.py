@@ -236,3 +236,16 @@ def test_inheritance_masked_unused_concat(tiny_nasnet):
     net = Supernet(tiny_nasnet)
     assert net.net.body[0].pre1 is not None
     _check_inheritance(tiny_nasnet, net, seeds=range(6))
+
+
+def test_input_options_not_named_by_their_states_are_refused():
+    """Edges are keyed by state: `{older: h0}` must fail at construction with a located error, not in forward."""
+    space = dsl.loads(TINY_DARTS.replace("  ops:\n", "  older_or_prev: {older: h0, prev: h1}\n  ops:\n").replace(
+        "  normal: {nodes: 3, inputs: 2, ops: $ops, concat: nodes}",
+        "  normal: {nodes: [{op0: $ops, in0: $older_or_prev}, {op0: $ops, in0: n0}], concat: nodes}"))
+    assert dict(space.choices()["cells.normal.nodes.0.in0"].values) == {"older": "h0", "prev": "h1"}
+    with pytest.raises(SpecError, match=r"input choice 'cells.normal.nodes.0.in0' names state 'h0' 'older'") as err:
+        Supernet(space)
+    assert err.value.hint == "list the states themselves: in0: {choice: [h0, h1]}"
+    assert str(err.value).startswith("<string>:")  # located in the space file
+    assert Supernet(dsl.loads(TINY_DARTS)).net.parametrization == "slots"  # states as keys: accepted

@@ -47,6 +47,20 @@ def _inputs_base(space: Space) -> dict[str, str]:
     return base
 
 
+def _check_input_keys(space: Space) -> None:
+    """Edges are keyed by the state they read, and an input pick is that key: refuse an input option set whose
+    keys are not its states (`{older: h0}`) rather than fail inside the forward pass."""
+    for name, choice in space.choices().items():
+        slot = name.rsplit(".", 1)[1]
+        if slot.startswith("in"):
+            for key, state in choice.values.items():
+                if key != state:
+                    states = ", ".join(choice.values.values())
+                    raise SpecError(f"input choice '{name}' names state '{state}' '{key}': the supernet needs input "
+                                    "options named by their states", choice.where,
+                                    f"list the states themselves: {slot}: {{choice: [{states}]}}")
+
+
 class Slot:
     """One node input of the DSL: a source (fixed or a Choice) and an op (fixed or a Choice)."""
 
@@ -80,6 +94,7 @@ class CellSupernet(nn.Module):
         if parametrization not in PARAMETRIZATIONS:
             raise SpecError(f"unknown cell parametrization '{parametrization}'", hint="slots or edges")
         self.parametrization = parametrization
+        _check_input_keys(space)
         doc = space.doc
         self.kinds = [name for name, _ in body_sequence(doc)]
         self.cell_specs = doc["cells"]

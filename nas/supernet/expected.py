@@ -13,10 +13,10 @@ architecture's cost as fixed + Σ_term table_term[key_term(a)], so by linearity
   inputs (h0, h1) the slots of each cell type read, so a node op costs
       E = Σ_s Σ_F P(in_t = s, F) · Σ_{instances i} live_i(F) · Σ_o p(op_t = o) · cost_i(s, o),
   F the read flags (h0 read?, h1 read?) of every cell type. Given its slots' independent picks, a type's
-  flags follow by inclusion–exclusion: with a = Π(1 − q0), b = Π(1 − q1), c = Π(1 − q0 − q1) over slots
-  (q0, q1 the probabilities of reading h0, h1): P(neither) = c, P(h1 only) = a − c, P(h0 only) = b − c,
-  P(both) = 1 − a − b + c; conditioning on in_t = s fixes that slot's (q0, q1). Preprocessing and the head
-  depend on the flags only: E_io = Σ_F P(F) · cost_io(F).
+  flags follow by inclusion–exclusion: with a = Π(1 − q0), b = Π(1 − q1) over slots (q0, q1 the
+  probabilities of reading h0, h1), and P(neither) = 0 (node 0 can read nothing but h0 or h1):
+  P(h1 only) = a, P(h0 only) = b, P(both) = 1 − a − b; conditioning on in_t = s fixes that slot's (q0, q1).
+  Preprocessing and the head depend on the flags only: E_io = Σ_F P(F) · cost_io(F).
   Cells that concatenate their *unused* nodes (NASNet) would also need the distribution of the number of
   unused nodes; that is not implemented and is refused with a clear error.
 """
@@ -122,7 +122,7 @@ class _CellExpectation:
         for combo in self.flag_combos:
             assignment = self._realize(space, combo)
             if assignment is None or not io_terms:
-                self.io_cost.append(0.0)  # no assignment reads no cell input at all: probability 0
+                self.io_cost.append(0.0)  # no assignment reads exactly these inputs: probability 0
                 continue
             term = io_terms[0]
             self.io_cost.append(metric_of(table._term_cost(term, table._plan(assignment)), owner.metric))
@@ -138,43 +138,39 @@ class _CellExpectation:
         return [c.live for c in cells]
 
     def _realize(self, space: Space, combo) -> dict[str, str] | None:
-        """An assignment whose cell types read exactly the given cell inputs (nodes read h0 or h1 only)."""
+        """An assignment whose cell types read exactly the given cell inputs, or None when none does (the
+        combination then has probability 0)."""
         assignment = {name: c.keys[0] for name, c in space.choices().items()}
         for cname, (h0, h1) in zip(self.types, combo):
-            wanted = [s for s, on in (("h0", h0), ("h1", h1)) if on]
-            if not wanted:
+            concat = self.cells[cname]["concat"]
+            forced = set(concat) if isinstance(concat, list) else set()
+            picks = _reading_exactly(self.slots[cname], forced, {s for s, on in (("h0", h0), ("h1", h1)) if on})
+            if picks is None:
                 return None
-            for n, (j, t, source, _) in enumerate(self.slots[cname]):
-                if not isinstance(source, Choice):
-                    if source in ("h0", "h1") and source not in wanted:
-                        return None
-                    continue
-                assignment[source.name] = wanted[n % len(wanted)] if n < 2 else wanted[-1]
-            reads = {assignment[s.name] if isinstance(s, Choice) else s for _, _, s, _ in self.slots[cname]}
-            if reads & {"h0", "h1"} != set(wanted):
-                return None
+            assignment.update(picks)
         return assignment
 
     def _flags(self, cname: str, probs, fixed_slot: int | None = None, fixed_source: str | None = None):
-        """P(flags) of one cell type: a tensor over (F,F), (F,T), (T,F), (T,T)."""
-        a = b = c = torch.ones((), dtype=torch.float64)
+        """P(flags) of one cell type: a tensor over (F,F), (F,T), (T,F), (T,T); `fixed_source` is the state
+        slot `fixed_slot` reads."""
+        a = b = torch.ones((), dtype=torch.float64)
         concat = self.cells[cname]["concat"]
         forced = set(concat) if isinstance(concat, list) else set()
         for n, (_, _, source, _) in enumerate(self.slots[cname]):
             if n == fixed_slot:
                 q0, q1 = float(fixed_source == "h0"), float(fixed_source == "h1")
-            elif isinstance(source, Choice):
+            elif isinstance(source, Choice):  # an option's value is the state it reads (its key may differ)
                 p = probs[source.name].to(torch.float64)
-                q0 = p[source.keys.index("h0")] if "h0" in source.values else 0.0
-                q1 = p[source.keys.index("h1")] if "h1" in source.values else 0.0
+                q0 = p @ torch.tensor([v == "h0" for v in source.values.values()], dtype=torch.float64)
+                q1 = p @ torch.tensor([v == "h1" for v in source.values.values()], dtype=torch.float64)
             else:
                 q0, q1 = float(source == "h0"), float(source == "h1")
-            a, b, c = a * (1 - q0), b * (1 - q1), c * (1 - q0 - q1)
-        if "h0" in forced:
-            a, c = a * 0, c * 0
+            a, b = a * (1 - q0), b * (1 - q1)
+        if "h0" in forced:  # read by the concat list, whatever the slots pick
+            a = torch.zeros((), dtype=torch.float64)
         if "h1" in forced:
-            b, c = b * 0, c * 0
-        return torch.stack([c, a - c, b - c, 1 - a - b + c])
+            b = torch.zeros((), dtype=torch.float64)
+        return torch.stack([torch.zeros((), dtype=torch.float64), a, b, 1 - a - b])
 
     def _joint(self, flags: dict[str, torch.Tensor]) -> torch.Tensor:
         """P(F) for every combination of the types' flags (types are independent)."""
@@ -196,7 +192,7 @@ class _CellExpectation:
                 for s in (source.keys if isinstance(source, Choice) else [source]):
                     p_s = probs[source.name][source.keys.index(s)].to(torch.float64) \
                         if isinstance(source, Choice) else 1.0
-                    joint = self._joint(dict(flags, **{cname: self._flags(cname, probs, n, s)}))
+                    joint = self._joint(dict(flags, **{cname: self._flags(cname, probs, n, _state(source, s))}))
                     for i in instances:
                         if isinstance(op, Choice):
                             costs = torch.tensor([self.edge_cost[(i, j, t, s, o)] for o in op.keys],
@@ -208,6 +204,44 @@ class _CellExpectation:
         return total.float()
 
 
+def _state(source, key: str) -> str:
+    """The state a slot reads when its source choice picks `key` (or its fixed source)."""
+    return source.values[key] if isinstance(source, Choice) else source
+
+
+def _reading_exactly(slots, forced: set, wanted: set) -> dict[str, str] | None:
+    """Picks of the slots' source choices under which a cell reads exactly the cell inputs `wanted` (with
+    `forced`, the inputs its concat list reads anyway), or None when no picks do."""
+    unwanted = {"h0", "h1"} - wanted
+    if forced & unwanted:
+        return None
+    covered = forced & wanted
+    allowed = []  # per source choice: its keys that read no unwanted input
+    for _, _, source, _ in slots:
+        if not isinstance(source, Choice):
+            if source in unwanted:
+                return None
+            covered = covered | ({source} & wanted)
+            continue
+        keys = [k for k in source.keys if source.values[k] not in unwanted]
+        if not keys:
+            return None
+        allowed.append((source, keys))
+    missing = sorted(wanted - covered)
+    # each missing input gets a slot of its own (at most two); any allowed key suits every other slot
+    for chosen in itertools.permutations(range(len(allowed)), len(missing)):
+        if all(any(allowed[i][0].values[k] == m for k in allowed[i][1]) for m, i in zip(missing, chosen)):
+            picks = {}
+            for i, (source, keys) in enumerate(allowed):
+                if i in chosen:
+                    wanted_state = missing[chosen.index(i)]
+                    picks[source.name] = next(k for k in keys if source.values[k] == wanted_state)
+                else:
+                    picks[source.name] = keys[0]
+            return picks
+    return None
+
+
 def _node_units(plan, i: int):
     cell = plan.cells[i]
     for node in cell.nodes:
@@ -216,16 +250,15 @@ def _node_units(plan, i: int):
 
 
 def cost_extremes(expected: ExpectedCost, samples: int = 400, seed: int = 0) -> tuple[float, float, bool]:
-    """(smallest, largest, exact) cost of the space. Exact where every choice enters one term alone (FBNet,
-    ProxylessNAS, per-layer choices): then each term's extreme is independent. Otherwise the extremes of
-    `samples` random architectures plus the per-choice smallest and largest picks (exact = False)."""
+    """(smallest, largest, exact) cost of the space. Exact where no choice enters two terms (FBNet, ProxylessNAS,
+    per-layer choices, a layer's kernel and expansion): then each term's extreme is independent. Otherwise the
+    extremes of `samples` random architectures (exact = False: the true extremes may lie outside them)."""
     import random
 
     space = expected.space
     if not space.is_cell:
-        deps = [d for d, _ in expected._terms]
-        flat = [d for ds in deps for d in ds]
-        if all(len(ds) <= 1 for ds in deps) and len(flat) == len(set(flat)):
+        flat = [d for ds, _ in expected._terms for d in ds]
+        if len(flat) == len(set(flat)):
             low = expected.fixed + sum(float(v.min()) for _, v in expected._terms)
             high = expected.fixed + sum(float(v.max()) for _, v in expected._terms)
             return low, high, True
