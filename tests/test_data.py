@@ -213,3 +213,16 @@ def test_augmentation_is_a_padded_crop_and_maybe_a_flip_of_each_image(flip):
     assert len({m % offsets for m in matches}) > 5  # many offsets, not one shift for the whole batch
     flipped = [m >= offsets for m in matches]
     assert any(flipped) and not all(flipped) if flip else not any(flipped)
+
+
+def test_a_cifar_root_may_name_the_archive_itself_present_or_not(tmp_path):
+    """--data-root is a folder (the archive goes inside, under its official name) or the archive file itself:
+    an existing file of any name, or a .tar.gz/.tgz path still to be fetched."""
+    from nas.data import _archive_path
+
+    assert _archive_path("cifar10", tmp_path) == tmp_path / "cifar-10-python.tar.gz"
+    for missing in ("later.tar.gz", "later.tgz"):
+        assert _archive_path("cifar10", tmp_path / missing) == tmp_path / missing
+    present = tmp_path / "cifar10.bin"
+    present.write_bytes(b"x")
+    assert _archive_path("cifar100", present) == present

@@ -165,6 +165,18 @@ def test_width_one_keeps_grow_and_fixed_layers_exactly():
         assert base.with_width(2.0).doc["head"][0]["c"] == (2000 if rule == "grow" else 1001)
 
 
+def test_with_preprocess_records_and_drops_the_record():
+    from nas.dsl.transform import with_preprocess
+
+    arch = nas.zoo.load("mobilenetv2").with_input(channels=1, size=32).with_classes(10)
+    record = {"size": 32, "channels": 1, "mean": [0.5], "std": [0.25]}
+    recorded = with_preprocess(arch, record)
+    assert {k: recorded.doc["preprocess"][k] for k in record} == record and "preprocess" not in arch.doc
+    assert "preprocess" not in with_preprocess(recorded, None).doc  # None drops it
+    with pytest.raises(SpecError, match="'preprocess' must be a mapping"):
+        with_preprocess(arch, [0.5])
+
+
 def test_transforms_clear_stale_references():
     """A quarter-width MobileNetV2 must not claim the full network's 3,504,872 params: every transform that
     changes the network drops `reference`, rewrites `description` and says what it was derived from."""
@@ -281,3 +293,31 @@ def test_resolve_keeps_exactly_the_blocks_a_cell_architecture_uses():
         assert arch.plan().cells[0].channels == 8
     thinnest = loads(CELL_WITH_BLOCKS.replace("F: 8", "F: 1"))  # one channel per node is a valid network
     assert thinnest.resolve(thinnest.sample(0)).plan().cells[0].channels == 1
+
+
+CLASHING_BLOCKS = """name: t
+input: {channels: 3, size: 32}
+classes: 4
+blocks:
+  k3: {op: ir, k: 5, e: 6}
+choices:
+  tbs:
+    k3: {op: ir, k: 3, e: 1}
+    k5: {op: ir, k: 5, e: 3}
+stem: [{op: conv, k: 3, c: 8, s: 2}]
+stages:
+  - {block: k3, c: 8, n: 1, s: 1}
+  - {block: $tbs, c: 16, n: 1, s: 2}
+  - {block: {choice: {k3: {op: ir, k: 3, e: 4}, k7: {op: ir, k: 7, e: 1}}}, c: 16, n: 1, s: 1}
+head: [{op: classifier}]
+"""
+
+
+def test_a_picked_option_named_like_another_block_gets_its_set_or_choice_name():
+    """Picked options become named blocks; an option key already naming a different block is prefixed by its
+    option set's name (tbs_k3) or, for an inline choice, by the choice's name — never silently merged."""
+    space = loads(CLASHING_BLOCKS)
+    arch = space.resolve({name: "k3" for name in space.choices()})
+    assert arch.doc["blocks"] == {"k3": {"op": "ir", "k": 5, "e": 6}, "tbs_k3": {"op": "ir", "k": 3, "e": 1},
+                                  "stages_2_layers_0_k3": {"op": "ir", "k": 3, "e": 4}}
+    assert [u.spec["k"] for u in arch.plan().stages[1]] == [3] and [u.spec["e"] for u in arch.plan().stages[2]] == [4]

@@ -467,3 +467,14 @@ def test_readme_shows_the_exported_fbnet_c_as_it_is():
     """The README shows one whole exported model.py; it must be what the exporter writes today."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert python_source(nas.zoo.load("fbnet_c")).rstrip() in readme
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_docstring_says_grey_images_are_repeated_only_for_colour_networks(channels):
+    """preprocess() repeats a grey image over the channels of a colour network; a grey network takes it as it is."""
+    arch = nas.zoo.load("mobilenetv2").with_input(channels=channels, size=32).with_classes(10)
+    record = {"size": 32, "channels": channels, "mean": [0.5] * channels, "std": [0.25] * channels}
+    doc = ast.get_docstring(ast.parse(python_source(with_preprocess(arch, record), cost=Cost(0.0, 0))))
+    said = " ".join(doc.split())
+    assert ("repeats grey images to 3 channels" in said) == (channels == 3), said
+    assert "resizes them (bilinear, antialiased) to 32 x 32" in said
