@@ -77,8 +77,7 @@ def choices_figure(run: Run):
     axes = fig.subplots(1, 2, sharey=True)
     import matplotlib
 
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("#eeeeee")
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#eeeeee")
     titles = (f"best {TOP_SHARE:.0%}: {len(best)} trial(s)", f"the rest: {len(rest)} trial(s)")
     image = None
     for ax, grid, title in zip(axes, grids, titles):
