@@ -14,7 +14,7 @@ from nas.search.strategies.reinforce import Reinforce
 
 ACC = [Objective("accuracy", "max")]
 # A small space with a depth choice: layers beyond the picked depth are inactive.
-SPACE = dsl.loads("""
+SPACE_TEXT = """
 name: toy
 input: {channels: 1, size: 8}
 classes: 10
@@ -25,7 +25,8 @@ stages:
   - {block: $ops, c: 8, n: {choice: [1, 2, 3]}, s: 1}
   - {op: ir, k: {choice: [3, 5]}, e: 1, c: 16, n: 1, s: 2}
 head: [{op: classifier}]
-""")
+"""
+SPACE = dsl.loads(SPACE_TEXT)
 
 
 def toy_accuracy(assignment: dict) -> float:
@@ -97,6 +98,23 @@ def test_evolution_children_differ_from_their_parent_in_one_choice(monkeypatch):
         strategy.tell(number, Outcome("ok", [toy_accuracy(child)]))
         assert len(parents) == i + 1 and parents[-1] in population  # the parent is a current member
         assert child != parents[-1] and _one_mutation(parents[-1], child), (parents[-1], child)
+
+
+def test_evolution_mutates_every_choice_of_two_or_more_options_and_never_a_single_option_one():
+    """A one-option choice (a width fixed for now, kept as a choice) cannot change: mutation must skip it, and
+    two-option choices are as mutable as larger ones."""
+    space = dsl.loads(SPACE_TEXT.replace("n: {choice: [1, 2, 3]}", "n: 2").replace(
+        "e: 1, c: 16", "e: {choice: [4]}, c: 16"))
+    assert len(space.choices()["stages.1.layers.0.e"]) == 1 and len(space.choices()["stages.1.layers.0.k"]) == 2
+    strategy = RegularizedEvolution(space, ACC, {"population": 4, "sample": 2}, seed=0)
+    parent = space.sample(0)
+    changed = set()
+    for _ in range(60):
+        child = strategy.mutate(parent)
+        diff = [k for k in child if child[k] != parent[k]]
+        assert len(diff) == 1, (parent, child)
+        changed.update(diff)
+    assert changed == {"stages.0.layers.0", "stages.0.layers.1", "stages.1.layers.0.k"}
 
 
 def _one_mutation(parent: dict, child: dict) -> bool:

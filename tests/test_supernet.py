@@ -249,3 +249,17 @@ def test_input_options_not_named_by_their_states_are_refused():
     assert err.value.hint == "list the states themselves: in0: {choice: [h0, h1]}"
     assert str(err.value).startswith("<string>:")  # located in the space file
     assert Supernet(dsl.loads(TINY_DARTS)).net.parametrization == "slots"  # states as keys: accepted
+
+
+def test_narrower_candidates_are_zero_padded_to_the_widest_width():
+    """Width choices mix candidates of different widths: a narrower output keeps its channels first and is padded
+    with zero channels up to the widest, whatever its spatial size (here equal to, then unlike, the width)."""
+    from nas.supernet.mixed import _fit
+
+    for shape in ((2, 3, 8, 8), (2, 3, 4, 4)):
+        y = torch.randn(shape)
+        out = _fit(y, 8)
+        assert out.shape == (2, 8, *shape[2:])
+        assert torch.equal(out[:, :3], y) and not out[:, 3:].any()
+    full = torch.randn(2, 8, 5, 5)
+    assert _fit(full, 8) is full
