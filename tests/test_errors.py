@@ -112,6 +112,7 @@ def test_fuzz_mutated_fbnet(data):
     (["show", "search_spaces"], "is a directory"),
     (["count", "search_spaces/fbnet.yaml"], "pick one architecture with --sample"),
     (["nonsense"], "invalid choice"),
+    (["show", "a\0b.yaml"], "argument 'a\\x00b.yaml' contains a NUL byte"),  # only in-process: argv cannot hold NUL
 ])
 def test_bad_cli_arguments(argv, fragment, capsys):
     assert main(argv) == 2

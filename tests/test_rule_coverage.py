@@ -64,7 +64,7 @@ def _scale(**kw):
 
 def _api_cases(tmp: Path) -> dict[str, tuple]:
     """name → (what to call, expected fragment)."""
-    from nas.dsl import loads
+    from nas.dsl import load, loads
     from nas.dsl.walk import active
     from nas.recipe import apply_override
     from nas.scaling import Multipliers, coefficient_grid, multipliers
@@ -86,6 +86,8 @@ def _api_cases(tmp: Path) -> dict[str, tuple]:
         "with_dropout": (lambda: _scale_dropout(space), "dropout must be in [0, 1), got 1.5"),
         "with_name": (lambda: _rename(space), "a name must be a non-empty string"),
         "text_too_long": (lambda: loads("#" * (2 * 2**20 + 1)), "the text is too long"),
+        # test_errors: the CLI refuses the argument before any path is read
+        "nul_in_path": (lambda: load(tmp / "a\0b.yaml"), "not a valid path (it holds a NUL byte)"),
         "too_many_aliases": (lambda: loads("a: &a 1\nb: [" + ", ".join(["*a"] * 1001) + "]\n"),
                              "more than 1000 aliases"),
         "too_many_values": (lambda: loads("a: [" + "0, " * 20001 + "]\n"), "more than 20000 values"),

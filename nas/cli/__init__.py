@@ -49,6 +49,11 @@ class _Subcommands:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
+        # a process's arguments cannot hold NUL, but main() is also called in-process: a path with one would
+        # otherwise reach os.stat as a ValueError
+        bad = next((a for a in (sys.argv[1:] if argv is None else argv) if "\0" in str(a)), None)
+        if bad is not None:
+            raise SpecError(f"argument {str(bad)!r} contains a NUL byte", "arguments", "no path or value can hold one")
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
             parser.print_help()

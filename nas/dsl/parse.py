@@ -227,6 +227,8 @@ def read_yaml(path: str) -> Any:
         raise SpecError("no such file", where, "check the path") from None
     except OSError as err:
         raise SpecError(f"cannot read: {err.strerror or err}", where) from None
+    except ValueError:  # os.stat refuses a path with a NUL byte
+        raise SpecError("not a valid path (it holds a NUL byte)", Location(repr(str(path))), "check the path") from None
     if len(raw) > MAX_FILE_BYTES:
         raise SpecError(f"file too large (over {MAX_FILE_BYTES} bytes)", where)
     try:
