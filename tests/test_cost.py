@@ -1,5 +1,4 @@
 """Cost model: the per-choice table agrees with fvcore's full count; latency is measured."""
-import time
 
 import pytest
 import torch
@@ -101,26 +100,32 @@ def test_per_unit_counts_sum_to_the_total(spaces):
 
 
 class _Sleeper(torch.nn.Module):
-    """Sleeps a known time per call (the first call much longer): what a median of the timed runs must give."""
+    """Takes a known time per call on a stand-in clock (the third call much longer): what a median of the timed
+    runs must give, exactly and whatever the machine's load."""
 
     def __init__(self):
         super().__init__()
-        self.calls, self.shapes, self.training_seen = 0, set(), set()
+        self.calls, self.shapes, self.training_seen, self.now = 0, set(), set(), 0.0
+
+    def clock(self) -> float:
+        return self.now
 
     def forward(self, x):
         self.calls += 1
         self.shapes.add(tuple(x.shape))
         self.training_seen.add(self.training)
-        time.sleep(0.5 if self.calls == 3 else 0.02)  # one slow timed run: a median ignores it, a mean would not
+        self.now += 0.5 if self.calls == 3 else 0.02  # one slow timed run: a median ignores it, a mean would not
         return x
 
 
-def test_latency_is_the_median_of_the_timed_runs_after_warmup():
+def test_latency_is_the_median_of_the_timed_runs_after_warmup(monkeypatch):
+    import nas.cost.latency as latency
+
     module = _Sleeper()
+    monkeypatch.setattr(latency.time, "perf_counter", module.clock)
     ms = measure_latency(module, (3, 8, 8), "cpu", batch=2, warmup=2, runs=5)
     assert module.calls == 7 and module.shapes == {(2, 3, 8, 8)} and module.training_seen == {False}
-    # sleep never returns early; the 500 ms run is an outlier the median drops (a mean would be ≥ 116 ms)
-    assert 20 <= ms < 100
+    assert ms == pytest.approx(20.0)  # the 500 ms run is dropped by the median (a mean would give 116 ms)
 
 
 def test_latency_table_adds_the_latency_of_each_unit(spaces, monkeypatch):
