@@ -4,6 +4,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# OpenMP threads that wait by spinning burn the other core whenever two processes share the machine (xdist's two
+# workers, a Ray trial beside its driver, the hostile corpus's two shards): measured 3× slower. Passive threads
+# sleep. Set before torch loads its OpenMP runtime; child processes inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # The fuzzers draw the same examples on every run, so CI's verdict does not depend on luck;
 # HYPOTHESIS_PROFILE=hunt draws new ones (with NAS_FUZZ_EXAMPLES=5000 for a longer hunt).
@@ -15,6 +19,19 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACES = ROOT / "search_spaces"
+
+
+# Under pytest-xdist (`make test` runs `-n auto --dist loadgroup`) a test module stays on one worker, so its module
+# fixtures (a Ray cluster, a PostgreSQL server, the hostile corpus's outcomes) are built once; the modules that start
+# Ray clusters, servers or several searches at once run one after another, as they would alone.
+SERVICE_MODULES = {"test_cluster", "test_postgres", "test_ddp", "test_sweep", "test_shared_study", "test_search"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__ if item.module else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group("services" if module in SERVICE_MODULES else module))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -33,6 +33,22 @@ def test_digits_default_is_real_stratified_and_seeded():
     assert x.dtype == torch.float32 and y.dtype == torch.int64 and len(x) == len(y) == len(data.train)
 
 
+def test_digits_read_directly_equal_scikit_learns_loader(monkeypatch):
+    """The file is read without importing scikit-learn (seconds per process); both roads give the same arrays."""
+    from sklearn.datasets import load_digits
+
+    import nas.data
+
+    digits = load_digits()
+    x, y, classes = nas.data._digits()
+    assert nas.data._digits_file() is not None and classes == 10
+    assert np.array_equal(x, (digits.images.astype(np.float32) / 16.0)[:, None]) and x.shape == (1797, 1, 8, 8)
+    assert np.array_equal(y, digits.target) and y.dtype == np.int64
+    monkeypatch.setattr(nas.data, "_digits_file", lambda: None)  # a scikit-learn that moved its file
+    fx, fy, _ = nas.data._digits()
+    assert np.array_equal(fx, x) and np.array_equal(fy, y)
+
+
 def _cifar_archive(tmp_path: Path, name: str = "cifar10", per_batch: int = 6) -> tuple[Path, int]:
     """A small archive in the official python format: a folder of pickled dicts with uint8 rows."""
     rng = np.random.default_rng(0)
