@@ -30,11 +30,15 @@ demo: install
 	$(BIN)/nas train runs/demo/mobilenetv2_025.yaml --data digits --epochs 15 --lr 0.1 -o runs/demo/train --overwrite
 	$(BIN)/nas export runs/demo/train --format py,yaml,weights,onnx -o runs/demo/export --overwrite
 
+# One pytest-xdist worker per core; a test module stays on one worker (tests/conftest.py's scheduler), so its
+# fixtures are built once. XDIST="-n 0" runs everything in one process.
+XDIST ?= -n auto
+
 test: install
-	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
 test-fast: install
-	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python bench/cost.py

@@ -21,25 +21,48 @@ ROOT = Path(__file__).resolve().parent.parent
 SPACES = ROOT / "search_spaces"
 
 
-# Under pytest-xdist (`make test` runs `-n auto --dist loadgroup`) a test module stays on one worker, so its module
-# fixtures (a Ray cluster, a PostgreSQL server, the hostile corpus's outcomes) are built once; the modules that start
-# Ray clusters, servers or several searches at once run one after another, as they would alone.
-SERVICE_MODULES = {"test_cluster", "test_postgres", "test_ddp", "test_sweep", "test_shared_study", "test_search"}
+# Under pytest-xdist (`make test` runs `-n auto`) a test module stays on one worker, so its module fixtures (a Ray
+# cluster, a PostgreSQL server, the hostile corpus's outcomes) are built once. The modules that start Ray clusters,
+# servers or several searches at once run one after another on one worker, as they would alone, and first: they are
+# the longest unit. The golden and zoo tests share the session's zoo counts.
+SERVICE_MODULES = ("test_search", "test_cluster", "test_postgres", "test_ddp", "test_sweep", "test_shared_study")
+SHARED_UNITS = {**{m: "services" for m in SERVICE_MODULES}, "test_golden": "zoo counts", "test_zoo": "zoo counts"}
 
 
-@pytest.hookimpl(tryfirst=True)
+def work_unit(nodeid: str) -> str:
+    module = Path(nodeid.split("::", 1)[0]).stem
+    return SHARED_UNITS.get(module, module)
+
+
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        module = item.module.__name__ if item.module else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group("services" if module in SERVICE_MODULES else module))
+    items.sort(key=lambda item: work_unit(item.nodeid) != "services")  # stable: the rest keep their order
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, when it is installed
+def pytest_xdist_make_scheduler(config, log):
+    """Whole work units per worker (xdist's `loadgroup` marks are ignored by pytest ≥ 9.2: pytest-xdist #1386)."""
+    if config.getvalue("dist") not in ("load", "loadscope", "loadfile", "loadgroup"):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False  # collection order: the services first
+    return WorkUnitScheduling(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _threads():
     import torch
 
-    # two threads on CI's 2 cores; OMP_NUM_THREADS=1 (bench/mutation.py, a busy machine) avoids threads spinning
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    from nas.train import available_cpus
+
+    # the cores shared among xdist's workers, at most two each (the tests' models are small); OMP_NUM_THREADS
+    # (bench/mutation.py, a busy machine) overrides
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", max(1, min(2, available_cpus() // workers)))))
 
 
 @pytest.fixture(autouse=True)

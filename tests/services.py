@@ -81,8 +81,8 @@ class RayCluster:
         self.nodes[name].wait()
 
     def stop(self) -> None:
-        for name in reversed(list(self.nodes)):
-            _stop_group(self.nodes.pop(name))
+        for name in reversed(list(self.nodes)):  # a throwaway cluster: no need to wait long for a clean exit
+            _stop_group(self.nodes.pop(name), grace=2.0)
         shutil.rmtree(self.temp, ignore_errors=True)
 
 

@@ -63,7 +63,7 @@ def test_two_drivers_share_the_budget_and_a_dead_ones_trial_is_freed(tmp_path, m
 
 def test_a_shared_study_with_other_objectives_is_a_located_error(tmp_path, capsys):
     """Optuna loads an existing study whatever its directions; mixing [accuracy] and [accuracy, flops] in one
-    study would rank one search's trials by the other's objectives. Refused before any trial."""
+    study would rank one search's trials by the other's objectives. Refused before the run folder (and Ray)."""
     from nas.cli import main
 
     db = tmp_path / "study.db"  # another search's study 'shared', maximizing accuracy only
@@ -73,4 +73,16 @@ def test_a_shared_study_with_other_objectives_is_a_located_error(tmp_path, capsy
     assert main(["search", str(path), "-o", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {path}:") and "study 'shared'" in err and "[maximize]" in err
-    assert len(err.strip().splitlines()) == 1 and not list((tmp_path / "run").glob("trials.csv"))
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_a_study_made_with_other_objectives_after_the_check_is_still_refused(tmp_path):
+    """Another process may create the study between `prepare`'s check and this driver's start: the strategy
+    checks the directions it loaded again."""
+    from nas.dsl.errors import SpecError
+
+    recipe = loads_recipe(RECIPE.format(db=tmp_path / "study.db"), "r.yaml")
+    prepared = prepare(recipe)  # no study named 'shared' yet: nothing to refuse
+    optuna.create_study(study_name="shared", storage=recipe.storage, directions=["maximize", "minimize"])
+    with pytest.raises(SpecError, match=r"optimizes \[maximize, minimize\], not this recipe's objectives \[accuracy\]"):
+        driver(tmp_path, "late", recipe, prepared)

@@ -74,7 +74,8 @@ def prepare(recipe: Recipe) -> Prepared:
         from nas.search.strategies.optuna import OptunaStrategy, check_storage
 
         if issubclass(strategy_info(recipe.strategy.name), OptunaStrategy):
-            check_storage(recipe.storage, recipe.where("storage"))
+            check_storage(recipe.storage, recipe.where("storage"), recipe.study_name or recipe.name,
+                          recipe.objectives, recipe.where("strategy"))
     make_strategy(recipe.strategy.name, space, recipe.objectives, recipe.strategy.options, recipe.seed,
                   constraints=recipe.constraints, costs=lambda a: {}, where=recipe.where("strategy")).close()
     return Prepared(data, space, table)

@@ -68,15 +68,16 @@ def open_storage(url: str, heartbeat_s: int | None = None) -> optuna.storages.RD
             time.sleep(0.2 * (attempt + 1) + random.random() * 0.2)
 
 
-def check_storage(url: str, where) -> None:
-    """Open the storage once (creating Optuna's tables) so that a bad URL, a missing driver or an unreachable
-    database is a located one-line error before a run folder exists."""
+def check_storage(url: str, where, study_name: str | None = None, objectives=(), strategy_where=None) -> None:
+    """Open the storage once (creating Optuna's tables) so that a bad URL, a missing driver, an unreachable
+    database or a study of that name with other objectives is a located one-line error before a run folder
+    exists (and before Ray starts)."""
     import sqlalchemy.exc
 
     from nas.dsl.errors import SpecError
 
     try:
-        open_storage(url).engine.dispose()
+        storage = open_storage(url)
     except ImportError:  # Optuna's message when SQLAlchemy's driver for the URL is missing
         raise SpecError(f"storage {redact(url)}: no database driver for this URL is installed", where,
                         "pip install 'nas[postgres]' for postgresql:// (psycopg 3)") from None
@@ -85,6 +86,27 @@ def check_storage(url: str, where) -> None:
         reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
         raise SpecError(f"cannot open the study storage {redact(url)}: {reason}", where,
                         "is the database server running and reachable, and the URL right?") from None
+    try:
+        if study_name is not None:
+            summary = next((s for s in optuna.get_all_study_summaries(storage) if s.study_name == study_name), None)
+            if summary is not None:
+                check_directions(summary.directions, study_name, objectives, strategy_where or where)
+    finally:
+        storage.engine.dispose()
+
+
+def check_directions(directions, study_name: str, objectives, where) -> None:
+    """Optuna loads an existing study whatever its directions: mixing [accuracy] and [accuracy, flops] in one
+    study would rank one search's trials by the other's objectives."""
+    from nas.dsl.errors import SpecError
+
+    wanted = [optuna.study.StudyDirection.MAXIMIZE if o.direction == "max" else optuna.study.StudyDirection.MINIMIZE
+              for o in objectives]
+    if list(directions) != wanted:
+        have = ", ".join(d.name.lower() for d in directions)
+        raise SpecError(f"study '{study_name}' in this storage optimizes [{have}], not this recipe's objectives "
+                        f"[{', '.join(o.metric for o in objectives)}]", where,
+                        "give the recipe its own study_name, or the same objectives as the study")
 
 
 def redact(url: str) -> str:
@@ -115,17 +137,12 @@ class OptunaStrategy(Strategy):
         self.study = optuna.create_study(
             study_name=study_name, storage=self.storage, sampler=self.sampler(), load_if_exists=self.shared,
             directions=["maximize" if o.direction == "max" else "minimize" for o in self.objectives])
-        wanted = [optuna.study.StudyDirection.MAXIMIZE if o.direction == "max"
-                  else optuna.study.StudyDirection.MINIMIZE for o in self.objectives]
-        if list(self.study.directions) != wanted:  # Optuna loads an existing study whatever directions it has
-            from nas.dsl.errors import SpecError
-
+        try:  # checked before the run folder too (check_storage); another process may have made it since
+            check_directions(self.study.directions, study_name, self.objectives, where)
+        except Exception:
             if isinstance(self.storage, optuna.storages.RDBStorage):
                 self.storage.engine.dispose()
-            have = ", ".join(d.name.lower() for d in self.study.directions)
-            raise SpecError(f"study '{study_name}' in this storage optimizes [{have}], not this recipe's objectives "
-                            f"[{', '.join(o.metric for o in self.objectives)}]", where,
-                            "give the recipe its own study_name, or the same objectives as the study")
+            raise
         self.trials: dict[int, optuna.Trial] = {}
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
