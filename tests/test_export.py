@@ -283,20 +283,24 @@ def hostile_exports(tmp_path_factory):
     """Every corpus spec that loads, exported (the parent working in the same folder, so code run while exporting
     would write there too) and run in ONE fresh process where `import nas` fails: starting Python and importing
     torch is most of the cost, paid once, not once per spec. The runner works in each module's own folder, so a
-    written file still names the spec. → (that folder, {stem: (arch, its folder)}, the runner's results)."""
+    written file still names the spec. → (that folder, {stem: (arch, its folder)}, {stem: what its export
+    raised}, the runner's results)."""
     root = tmp_path_factory.mktemp("hostile")
-    exported = {}
+    exported, failed = {}, {}
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
         for path in sorted(CORPUS.glob("*.yaml")):
             if _expected_error(path) is None:
-                arch = nas.load(path)
-                folder = root / path.stem
-                export(arch, folder, ["py", "weights"])
-                torch.save(torch.randn(1, *arch.plan().input_shape), folder / "input.pt")
-                exported[path.stem] = (arch, folder)
+                try:
+                    arch = nas.load(path)
+                    folder = root / path.stem
+                    export(arch, folder, ["py", "weights"])
+                    torch.save(torch.randn(1, *arch.plan().input_shape), folder / "input.pt")
+                    exported[path.stem] = (arch, folder)
+                except Exception as err:  # raised again by that spec's own test; the other specs still run
+                    failed[path.stem] = err
         results = _run_standalone([folder for _, folder in exported.values()], root)
-    return root, exported, results
+    return root, exported, failed, results
 
 
 @pytest.mark.parametrize("path", sorted(CORPUS.glob("*.yaml")), ids=lambda p: p.stem)
@@ -306,7 +310,9 @@ def test_hostile_specs_cannot_inject_code(path, request):
         with pytest.raises(SpecError, match=message):
             nas.load(path)
         return
-    root, exported, results = request.getfixturevalue("hostile_exports")
+    root, exported, failed, results = request.getfixturevalue("hostile_exports")
+    if path.stem in failed:
+        raise failed[path.stem]
     arch, folder = exported[path.stem]
     model_source = (folder / "model.py").read_text(encoding="utf-8")
     tree = ast.parse(model_source)
