@@ -26,7 +26,8 @@ SIZES = (32, 48, 64, 80, 96, 128, 160, 224)
 
 # Runs under `python -I -S` (no site-packages processing, no user site, PYTHONPATH ignored), so the editable
 # `nas` install is invisible; only the folder that holds torch is put back. It first proves that `import nas`
-# fails. Each case folder holds model.py, weights.pt and input.pt; it writes output.pt.
+# fails. Each case folder holds model.py, weights.pt and input.pt; it writes output.pt. Each module runs with its
+# own folder as the working directory, so a file a hostile module managed to write says which module wrote it.
 RUNNER = f"""
 import importlib.util, json, os, sys
 sys.path.append({SITE!r})
@@ -39,6 +40,7 @@ import torch
 torch.set_num_threads(1)
 results = {{}}
 for folder in sys.argv[1:]:
+    os.chdir(folder)
     spec = importlib.util.spec_from_file_location("model_" + str(len(results)), folder + "/model.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -59,6 +61,7 @@ print(json.dumps(results))
 
 
 def _run_standalone(folders: list[Path], cwd: Path) -> dict:
+    assert all(Path(folder).is_absolute() for folder in folders)  # the runner changes directory per module
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     out = subprocess.run([sys.executable, "-I", "-S", "-c", RUNNER, *map(str, folders)], cwd=str(cwd), env=env,
                          capture_output=True, text=True, timeout=900)
@@ -88,20 +91,33 @@ GOLDEN_ZOO = json.loads((ROOT / "tests" / "golden" / "counts.json").read_text())
 FIXED_WIDTH = {"densenet121", "googlenet", "inception_v3"}
 
 
+def _zoo_case_id(name: str) -> str:
+    heavy = GOLDEN_ZOO.get(name, {}).get("params", 0) > HEAVY_PARAMS  # pinned counts: no build at collection
+    return f"zoo-{name}-w0.25" if heavy and name not in FIXED_WIDTH else f"zoo-{name}"
+
+
+def _zoo_case(name: str):
+    """A zoo entry as exported: fixed architectures as they are, search spaces by one sample. Heavy entries run at a
+    quarter of their width: the same ops and wiring in the generated code, a sixteenth of the weights to write and
+    load (their full-size state_dict is compared on the meta device below)."""
+    arch = nas.zoo.load(name)
+    if arch.choices():
+        arch = arch.resolve(arch.sample(7))
+    if _zoo_case_id(name).endswith("-w0.25"):
+        arch = arch.with_width(0.25)
+    return _small(arch)
+
+
 def _zoo_cases():
-    """Every zoo entry: fixed architectures as they are, search spaces by one sample. Heavy entries run at a quarter
-    of their width: the same ops and wiring in the generated code, a sixteenth of the weights to write and load
-    (their full-size state_dict is compared on the meta device below)."""
-    cases = []
-    for name in nas.zoo.names():
-        arch = nas.zoo.load(name)
-        if arch.choices():
-            arch = arch.resolve(arch.sample(7))
-        heavy = GOLDEN_ZOO.get(name, {}).get("params", 0) > HEAVY_PARAMS  # pinned counts: no build at collection
-        if heavy and name not in FIXED_WIDTH:
-            arch, name = arch.with_width(0.25), f"{name}-w0.25"
-        cases.append((f"zoo-{name}", _small(arch)))
-    return cases
+    """Every zoo entry, as (case id, arch)."""
+    return [(_zoo_case_id(name), _zoo_case(name)) for name in nas.zoo.names()]
+
+
+def _dead_cells_case():
+    """A half-depth NASNet sample whose cells ignore an input, so some cells are never built."""
+    space = nas.load(ROOT / "search_spaces" / "nasnet.yaml").with_input(size=32).with_depth(0.5)
+    return next(a for a in (space.resolve(space.sample(s)) for s in range(1000))
+                if not all(cell.live for cell in a.plan().cells))
 
 
 def _sampled_cases():
@@ -113,10 +129,8 @@ def _sampled_cases():
             space = space.with_depth(0.5)  # N = 2
         for seed in range(count):
             cases.append((f"{space_name}-{seed}", space.resolve(space.sample(100 + seed))))
-        if space_name == "nasnet":  # plus one whose cells ignore an input, so some cells are never built
-            dead = next(a for a in (space.resolve(space.sample(s)) for s in range(1000))
-                        if not all(cell.live for cell in a.plan().cells))
-            cases.append(("nasnet-dead-cells", dead))
+        if space_name == "nasnet":
+            cases.append(("nasnet-dead-cells", _dead_cells_case()))
     return cases
 
 
@@ -124,12 +138,18 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _check_standalone(cases, tmp_path):
+    """Each case's model.py, given the weights of `nas.build(arch, seed=i)`, computes what that network computes.
+    The files are written by what `export` writes them with (python_source, a saved state_dict) without export's
+    fvcore count for the docstring (two thirds of an export's time; the docstring's figures are not what this
+    compares): `export` itself, count included, is run end to end into a fresh process by the hostile-spec and
+    preprocessing tests below."""
     folders, expected = [], {}
     for i, (name, arch) in enumerate(cases):
         folder = tmp_path / f"case{i}"
-        export(arch, folder, ["py", "weights"], seed=i)
-        model = nas.build(arch).eval()
-        model.load_state_dict(torch.load(folder / "weights.pt", weights_only=True))
+        folder.mkdir()
+        (folder / "model.py").write_text(python_source(arch, cost=Cost(0.0, 0)), encoding="utf-8")
+        model = nas.build(arch, seed=i).eval()
+        torch.save(model.state_dict(), folder / "weights.pt")
         x = torch.randn(1, *arch.plan().input_shape, generator=torch.Generator().manual_seed(i))
         torch.save(x, folder / "input.pt")
         with torch.no_grad():
@@ -191,20 +211,28 @@ def test_generated_source_is_readable_and_only_what_is_used():
     assert imports <= {"torch", "torch.nn", "torch.nn.functional", "math", "__future__"}
 
 
-def _lint_cases():
-    """Every zoo entry (spaces by one sample) and a NASNet sample with dead cells, with a trained record."""
-    cases = [(name, arch) for name, arch in _zoo_cases()]
-    cases.append(next(c for c in _sampled_cases() if c[0] == "nasnet-dead-cells"))
+def _trained_mobilenetv2(classes=None):
+    """MobileNetV2 at 32² with a `nas train` preprocessing record: model.py gets the constants and preprocess()."""
     record = {"size": 32, "channels": 3, "mean": [0.49, 0.48, 0.45], "std": [0.25, 0.24, 0.26],
-              "classes": [f"class {i}" for i in range(10)]}
-    trained = with_preprocess(nas.zoo.load("mobilenetv2").with_input(size=32).with_classes(10), record)
-    cases.append(("trained-mobilenetv2", trained))  # with the constants and preprocess()
-    for width in (100, 101):  # class names that make a one-line CLASSES tuple just fit, or pass, 100 columns
-        names = [f"c{i}" for i in range(9)]
-        line = "CLASSES = (" + ", ".join(repr(n) for n in names) + ", 'x',)"
-        names.append("x" * (1 + width - len(line)))
-        record10 = dict(record, classes=names)
-        cases.append((f"classes-line-{width}", with_preprocess(trained.with_classes(10), record10)))
+              "classes": classes or [f"class {i}" for i in range(10)]}
+    return with_preprocess(nas.zoo.load("mobilenetv2").with_input(size=32).with_classes(10), record)
+
+
+def _classes_at(width: int):
+    """Class names that make a one-line CLASSES tuple just fit (100) or pass (101) 100 columns."""
+    names = [f"c{i}" for i in range(9)]
+    line = "CLASSES = (" + ", ".join(repr(n) for n in names) + ", 'x',)"
+    return names + ["x" * (1 + width - len(line))]
+
+
+def _lint_cases():
+    """Every zoo entry (spaces by one sample) and a NASNet sample with dead cells, with a trained record: (id, a
+    function that makes the arch), so that collecting the tests builds nothing."""
+    cases = [(_zoo_case_id(name), lambda name=name: _zoo_case(name)) for name in nas.zoo.names()]
+    cases.append(("nasnet-dead-cells", _dead_cells_case))
+    cases.append(("trained-mobilenetv2", _trained_mobilenetv2))
+    for width in (100, 101):
+        cases.append((f"classes-line-{width}", lambda width=width: _trained_mobilenetv2(_classes_at(width))))
     return cases
 
 
@@ -218,7 +246,8 @@ def test_exported_source_lints_clean_and_fits_100_columns(case):
     from pyflakes.api import check
     from pyflakes.reporter import Reporter
 
-    name, arch = case
+    name, make = case
+    arch = make()
     source = python_source(arch, cost=Cost(flops=0.0, params=0))
     warnings, errors = io.StringIO(), io.StringIO()
     assert check(source, "model.py", Reporter(warnings, errors)) == 0, warnings.getvalue() + errors.getvalue()
@@ -244,18 +273,47 @@ def test_text_literal_round_trips_any_text(text):
     assert literal.isascii() and "\r" not in literal
 
 
-@pytest.mark.parametrize("path", sorted(CORPUS.glob("*.yaml")), ids=lambda p: p.stem)
-def test_hostile_specs_cannot_inject_code(path, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def _expected_error(path: Path) -> str | None:
     first = path.read_text(encoding="utf-8").splitlines()[0]
-    if first.startswith("# expect-error:"):
-        with pytest.raises(SpecError, match=first.split(":", 1)[1].strip()):
+    return first.split(":", 1)[1].strip() if first.startswith("# expect-error:") else None
+
+
+@pytest.fixture(scope="module")
+def hostile_exports(tmp_path_factory):
+    """Every corpus spec that loads, exported (the parent working in the same folder, so code run while exporting
+    would write there too) and run in ONE fresh process where `import nas` fails: starting Python and importing
+    torch is most of the cost, paid once, not once per spec. The runner works in each module's own folder, so a
+    written file still names the spec. → (that folder, {stem: (arch, its folder)}, {stem: what its export
+    raised}, the runner's results)."""
+    root = tmp_path_factory.mktemp("hostile")
+    exported, failed = {}, {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        for path in sorted(CORPUS.glob("*.yaml")):
+            if _expected_error(path) is None:
+                try:
+                    arch = nas.load(path)
+                    folder = root / path.stem
+                    export(arch, folder, ["py", "weights"])
+                    torch.save(torch.randn(1, *arch.plan().input_shape), folder / "input.pt")
+                    exported[path.stem] = (arch, folder)
+                except Exception as err:  # raised again by that spec's own test; the other specs still run
+                    failed[path.stem] = err
+        results = _run_standalone([folder for _, folder in exported.values()], root)
+    return root, exported, failed, results
+
+
+@pytest.mark.parametrize("path", sorted(CORPUS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_hostile_specs_cannot_inject_code(path, request):
+    message = _expected_error(path)
+    if message is not None:
+        with pytest.raises(SpecError, match=message):
             nas.load(path)
         return
-    arch = nas.load(path)
-    folder = tmp_path / "out"
-    export(arch, folder, ["py", "weights"])
-    torch.save(torch.randn(1, *arch.plan().input_shape), folder / "input.pt")
+    root, exported, failed, results = request.getfixturevalue("hostile_exports")
+    if path.stem in failed:
+        raise failed[path.stem]
+    arch, folder = exported[path.stem]
     model_source = (folder / "model.py").read_text(encoding="utf-8")
     tree = ast.parse(model_source)
     # the module holds only: docstring, imports, our copied definitions, ARCH_YAML and the Net class
@@ -267,8 +325,7 @@ def test_hostile_specs_cannot_inject_code(path, tmp_path, monkeypatch):
     calls = {node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
              for node in ast.walk(tree) if isinstance(node, ast.Call)}
     assert not calls & {"__import__", "exec", "eval", "system", "compile", "open", "getattr", "popen"}
-    results = _run_standalone([folder], tmp_path)
-    assert not list(tmp_path.rglob("PWNED")) and not (ROOT / "PWNED").exists()
+    assert not list(folder.rglob("PWNED")) and not (root / "PWNED").exists() and not (ROOT / "PWNED").exists()
     got = results[str(folder)]
     assert got["classes"] == arch.doc.get("preprocess", {}).get("classes")  # class names arrive intact
     assert got["yaml"] == nas.dsl.dumps(arch)  # the YAML rides along intact, quotes and all
