@@ -1,5 +1,7 @@
 """Cost model: the per-choice table agrees with fvcore's full count; latency is measured."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -10,12 +12,13 @@ from nas.cost.latency import measure_latency
 from nas.cost.lut import CostTable
 
 
-def _assert_table_equals_full_count(space, samples):
+def _assert_table_equals_full_count(space, samples, table=None, overrides=()):
     """The table's sum for sampled architectures is fvcore's count of the built network, to the multiply-add: the
-    table is per-unit fvcore counts, so any difference is a bug (a unit counted in the wrong context, a missed op)."""
-    table = CostTable(space)
+    table is per-unit fvcore counts, so any difference is a bug (a unit counted in the wrong context, a missed op).
+    `overrides` (one dict per sample) fix some picks of the random samples, to cover chosen values."""
+    table = table or CostTable(space)
     for seed in range(samples):
-        picks = space.sample(1000 + seed)
+        picks = dict(space.sample(1000 + seed), **(overrides[seed] if overrides else {}))
         est = table.estimate(picks)
         arch = space.resolve(picks)
         full = count_model(nas.build(arch), arch.plan().input_shape).total
@@ -44,16 +47,32 @@ def _depth_width_space(spaces, size):
     return space
 
 
-def test_darts_and_depth_width_tables_equal_the_fvcore_count(spaces):
+@pytest.fixture(scope="module")
+def depth_width():
+    """The depth/width space at 64² and its table, built once for the tests below (neither changes them)."""
+    space = _depth_width_space(Path(__file__).resolve().parent.parent / "search_spaces", 64)
+    return space, CostTable(space)
+
+
+# Every width and depth of stage 2 twice (six of its nine pairs) and each depth of the shared stage 3 three times:
+# a unit counted at the wrong width or a switched-off layer still in the sum changes the count of these samples.
+DEPTH_WIDTH_PICKS = [{"stages.2.c": c, "stages.2.n": n, "stages.3.n": m}
+                     for c, n, m in [("24", "2", "1"), ("24", "4", "4"), ("32", "3", "1"), ("32", "2", "4"),
+                                     ("40", "4", "1"), ("40", "3", "4")]]
+
+
+def test_darts_and_depth_width_tables_equal_the_fvcore_count(spaces, depth_width):
     _assert_table_equals_full_count(nas.load(spaces / "darts.yaml"), 5)
-    _assert_table_equals_full_count(_depth_width_space(spaces, 64), 12)
+    space, table = depth_width
+    assert all(key in list(space.choices()[name]) for over in DEPTH_WIDTH_PICKS for name, key in over.items())
+    _assert_table_equals_full_count(space, len(DEPTH_WIDTH_PICKS), table, DEPTH_WIDTH_PICKS)
 
 
-def test_estimate_takes_option_values_and_an_assignment_without_its_inactive_layers(spaces):
+def test_estimate_takes_option_values_and_an_assignment_without_its_inactive_layers(depth_width):
     """An assignment may give a choice's value (24) instead of its key ('24'), and may leave out the layers a depth
     pick switches off: the estimate is the same as for the full assignment of keys."""
-    space = _depth_width_space(spaces, 32)
-    table, choices = CostTable(space), space.choices()
+    space, table = depth_width
+    choices = space.choices()
     for seed in range(6):
         keys = space.sample(seed)
         expected = table.estimate(keys)
