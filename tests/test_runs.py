@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -219,10 +218,15 @@ def test_is_within(tmp_path):
 
 
 _KILL_WRITER = """
-import os, sys
+import os, sys, time
 from nas.runs import PAUSE_ENV, RunDir
 run = RunDir.create(sys.argv[1], resume=sys.argv[2] == "resume")
 os.environ[PAUSE_ENV] = "30"  # only the write under test pauses, not the marker's
+sleep = time.sleep
+def paused(seconds):  # the runs module sleeps only in that pause: the temp file is whole and fsynced
+    print("paused", flush=True)
+    sleep(seconds)
+time.sleep = paused
 print("ready", flush=True)
 getattr(run, sys.argv[3])(sys.argv[4], *eval(sys.argv[5]))
 print("done", flush=True)
@@ -236,11 +240,9 @@ def _killed_write(run_dir: Path, mode: str, method: str, rel: str, args: str) ->
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         _wait_ready(proc)
-        deadline = time.monotonic() + 20
-        while not list(run_dir.rglob(f"*{TEMP_SUFFIX}")):  # the temp file exists: the write is in its pause
-            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
-            time.sleep(0.02)
-        time.sleep(0.2)  # let it finish the temp file's content and fsync before the kill
+        line = proc.stdout.readline()  # the write is in its pause between the fsynced temp file and the rename
+        assert line.strip() == "paused", line + proc.stderr.read()
+        assert list(run_dir.rglob(f"*{TEMP_SUFFIX}"))
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.kill()
