@@ -68,29 +68,32 @@ def test_hardware_awareness_steers_to_fewer_flops():
     assert all(b <= a for a, b in zip(costs[1:], costs[2:]))  # falls every epoch once θ is searched
 
 
-def run_search(folder, resume: bool) -> None:
-    with RunDir.create(folder, kind="dnas", resume=resume) as run:
-        search(dsl.loads(TINY_FBNET), small_digits(128), DnasConfig(epochs=4, warmup=1, batch_size=32, seed=5),
-               run=run, resume=resume)
-
-
 SCRIPT = """
 import sys, torch
 sys.path.insert(0, {tests!r})
 torch.set_num_threads(1)
-from test_dnas import run_search
-run_search(sys.argv[1], resume=False)
+import nas.dsl as dsl
+from nas.runs import RunDir
+from nas.supernet.dnas import DnasConfig, search
+from test_dnas import TINY_FBNET, small_digits
+resume = sys.argv[2] == "resume"
+with RunDir.create(sys.argv[1], kind="dnas", resume=resume) as run:
+    search(dsl.loads(TINY_FBNET), small_digits(128), DnasConfig(epochs=4, warmup=1, batch_size=32, seed=5),
+           run=run, resume=resume)
 """
 
 
-@pytest.mark.slow
-def test_sigkill_and_resume_give_the_theta_of_an_uninterrupted_run(tmp_path, one_thread):
-    # only the killed search needs a process of its own (one thread, as here); the reference and the resume run
-    # in this one
-    run_search(tmp_path / "whole", resume=False)
+def _run_search(folder: Path, mode: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     code = SCRIPT.format(tests=str(ROOT / "tests"))
-    killed = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "killed")],
-                              env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT)
+    return subprocess.Popen([sys.executable, "-c", code, str(folder), mode], env=env, cwd=ROOT)
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume_give_the_theta_of_an_uninterrupted_run(tmp_path):
+    whole = _run_search(tmp_path / "whole", "new")
+    assert whole.wait(timeout=300) == 0
+    killed = _run_search(tmp_path / "killed", "new")
     checkpoint = tmp_path / "killed" / "supernet.pt"
     deadline = time.time() + 300
     while not checkpoint.exists() and time.time() < deadline and killed.poll() is None:
@@ -99,7 +102,8 @@ def test_sigkill_and_resume_give_the_theta_of_an_uninterrupted_run(tmp_path, one
     killed.wait()
     done = torch.load(checkpoint, weights_only=True)["epoch"]
     assert done < 4  # killed before the end
-    run_search(tmp_path / "killed", resume=True)
+    resumed = _run_search(tmp_path / "killed", "resume")
+    assert resumed.wait(timeout=300) == 0
     a = torch.load(tmp_path / "whole" / "supernet.pt", weights_only=True)
     b = torch.load(checkpoint, weights_only=True)
     assert a["epoch"] == b["epoch"] == 4
