@@ -1,5 +1,7 @@
 """Cost model: the per-choice table agrees with fvcore's full count; latency is measured."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -10,28 +12,48 @@ from nas.cost.latency import measure_latency
 from nas.cost.lut import CostTable
 
 
-def _assert_table_equals_full_count(space, samples):
+def _assert_table_equals_full_count(space, samples, table=None):
     """The table's sum for sampled architectures is fvcore's count of the built network, to the multiply-add: the
     table is per-unit fvcore counts, so any difference is a bug (a unit counted in the wrong context, a missed op)."""
-    table = CostTable(space)
-    for seed in range(samples):
-        picks = space.sample(1000 + seed)
+    table = table or CostTable(space)
+    for picks in samples:
         est = table.estimate(picks)
         arch = space.resolve(picks)
         full = count_model(nas.build(arch), arch.plan().input_shape).total
         assert (est.flops, est.params) == (full.flops, full.params), picks
 
 
+def _covering_samples(space, as_many_as: int) -> list[dict]:
+    """Samples of seeds 1000-1399 picked greedily by the (choice, option) pairs they draw, until they draw at least
+    as many as the first `as_many_as` seeds do: fewer networks to count (each count costs ~1 s) for that coverage."""
+    choices = space.choices()
+    pool = [space.sample(1000 + seed) for seed in range(400)]
+
+    def drawn(picks):
+        return {(name, picks[name]) for name in choices}
+
+    target = len(set().union(*map(drawn, pool[:as_many_as])))
+    chosen, covered = [], set()
+    while len(covered) < target:
+        best = max(pool, key=lambda picks: len(drawn(picks) - covered))
+        chosen.append(best)
+        covered |= drawn(best)
+    assert len(chosen) < as_many_as  # else the first seeds would do
+    return chosen
+
+
 @pytest.mark.slow
 def test_fbnet_table_equals_fvcore_for_sampled_architectures(spaces):
-    _assert_table_equals_full_count(nas.load(spaces / "fbnet.yaml"), 20)
+    space = nas.load(spaces / "fbnet.yaml")
+    _assert_table_equals_full_count(space, _covering_samples(space, 20))  # 12 samples
 
 
 @pytest.mark.slow
 def test_nasnet_table_equals_fvcore_for_sampled_architectures(spaces):
-    # The real NASNet space (N = 4, F = 44) at 96×96 keeps the full fvcore counts affordable; 12 samples draw
+    # The real NASNet space (N = 4, F = 44) at 96×96 keeps the full fvcore counts affordable; 9 samples draw
     # every op of the space many times over (5 slots × 10 nodes × 2 cell types each).
-    _assert_table_equals_full_count(nas.load(spaces / "nasnet.yaml").with_input(size=96), 12)
+    space = nas.load(spaces / "nasnet.yaml").with_input(size=96)
+    _assert_table_equals_full_count(space, _covering_samples(space, 12))
 
 
 def _depth_width_space(spaces, size):
@@ -44,16 +66,34 @@ def _depth_width_space(spaces, size):
     return space
 
 
-def test_darts_and_depth_width_tables_equal_the_fvcore_count(spaces):
-    _assert_table_equals_full_count(nas.load(spaces / "darts.yaml"), 5)
-    _assert_table_equals_full_count(_depth_width_space(spaces, 64), 12)
+@pytest.fixture(scope="module")
+def depth_width():
+    """The depth/width space at 64² and its table, built once for the tests below (neither changes them)."""
+    space = _depth_width_space(Path(__file__).resolve().parent.parent / "search_spaces", 64)
+    return space, CostTable(space)
 
 
-def test_estimate_takes_option_values_and_an_assignment_without_its_inactive_layers(spaces):
+# Every width and depth of stage 2 twice (six of its nine pairs) and each depth of the shared stage 3 three times:
+# a unit counted at the wrong width or a switched-off layer still in the sum changes the count of these samples.
+DEPTH_WIDTH_PICKS = [{"stages.2.c": c, "stages.2.n": n, "stages.3.n": m}
+                     for c, n, m in [("24", "2", "1"), ("24", "4", "4"), ("32", "3", "1"), ("32", "2", "4"),
+                                     ("40", "4", "1"), ("40", "3", "4")]]
+
+
+def test_darts_and_depth_width_tables_equal_the_fvcore_count(spaces, depth_width):
+    darts = nas.load(spaces / "darts.yaml")
+    _assert_table_equals_full_count(darts, _covering_samples(darts, 5))  # 4 samples
+    space, table = depth_width
+    assert all(key in list(space.choices()[name]) for over in DEPTH_WIDTH_PICKS for name, key in over.items())
+    _assert_table_equals_full_count(space, [dict(space.sample(1000 + i), **over)
+                                            for i, over in enumerate(DEPTH_WIDTH_PICKS)], table)
+
+
+def test_estimate_takes_option_values_and_an_assignment_without_its_inactive_layers(depth_width):
     """An assignment may give a choice's value (24) instead of its key ('24'), and may leave out the layers a depth
     pick switches off: the estimate is the same as for the full assignment of keys."""
-    space = _depth_width_space(spaces, 32)
-    table, choices = CostTable(space), space.choices()
+    space, table = depth_width
+    choices = space.choices()
     for seed in range(6):
         keys = space.sample(seed)
         expected = table.estimate(keys)
@@ -137,7 +177,7 @@ def test_latency_table_adds_the_latency_of_each_unit(spaces, monkeypatch):
 
     monkeypatch.setattr(lut, "_LATENCY", {})
     monkeypatch.setattr(latency, "time_forward", lambda modules, shape, timing: param_count(modules[0]) / 1000)
-    space = nas.load(spaces / "fbnet.yaml").with_input(size=32).with_classes(10)
+    space = nas.load(spaces / "fbnet.yaml").with_input(size=64)  # the tests above counted its units' FLOPs
     table = CostTable(space, latency_device="cpu")
     for seed in range(3):
         picks = space.sample(seed)

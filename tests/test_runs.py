@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -219,33 +218,40 @@ def test_is_within(tmp_path):
 
 
 _KILL_WRITER = """
-import os, sys
+import json, os, sys, time
 from nas.runs import PAUSE_ENV, RunDir
-run = RunDir.create(sys.argv[1], resume=sys.argv[2] == "resume")
-os.environ[PAUSE_ENV] = "30"  # only the write under test pauses, not the marker's
-print("ready", flush=True)
-getattr(run, sys.argv[3])(sys.argv[4], *eval(sys.argv[5]))
-print("done", flush=True)
+if sys.argv[1] == "save_torch":
+    import torch  # once here, not in each writer
+sleep = time.sleep
+def paused(seconds):  # the runs module sleeps only in that pause: the temp file is whole and fsynced
+    print("paused", os.getpid(), flush=True)
+    sleep(seconds)
+for line in sys.stdin:  # each write in a writer process of its own, forked from this one, for the test to kill
+    run_dir, mode, rel, args = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            run = RunDir.create(run_dir, resume=mode == "resume")
+            os.environ[PAUSE_ENV] = "30"  # only the write under test pauses, not the marker's
+            time.sleep = paused
+            getattr(run, sys.argv[1])(rel, *eval(args))
+            print("done", flush=True)
+        finally:
+            os._exit(1)
+    print(os.waitpid(pid, 0)[1], flush=True)
 """
 
 
-def _killed_write(run_dir: Path, mode: str, method: str, rel: str, args: str) -> None:
-    """Start a write that pauses between temp file and rename, SIGKILL it in the pause."""
-    proc = subprocess.Popen([sys.executable, "-c", _KILL_WRITER, str(run_dir), mode, method, rel, args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        _wait_ready(proc)
-        deadline = time.monotonic() + 20
-        while not list(run_dir.rglob(f"*{TEMP_SUFFIX}")):  # the temp file exists: the write is in its pause
-            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
-            time.sleep(0.02)
-        time.sleep(0.2)  # let it finish the temp file's content and fsync before the kill
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+def _killed_write(writers: subprocess.Popen, run_dir: Path, mode: str, rel: str, args: str) -> None:
+    """Start a write that pauses between temp file and rename, SIGKILL its process in the pause."""
+    writers.stdin.write(json.dumps([str(run_dir), mode, rel, args]) + "\n")
+    writers.stdin.flush()
+    line = writers.stdout.readline()  # the write is in its pause between the fsynced temp file and the rename
+    assert line.startswith("paused "), line + (writers.stdout.read() if writers.poll() is not None else "")
+    assert list(run_dir.rglob(f"*{TEMP_SUFFIX}"))
+    os.kill(int(line.split()[1]), signal.SIGKILL)
+    status = int(writers.stdout.readline())
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
 
 
 @pytest.mark.parametrize("method, rel, old_args, new_args, read", [
@@ -258,15 +264,22 @@ def _killed_write(run_dir: Path, mode: str, method: str, rel: str, args: str) ->
 def test_sigkill_during_a_write_leaves_the_previous_version_or_none(tmp_path, method, rel, old_args, new_args,
                                                                     read):
     run_dir = tmp_path / "run"
-    # killed during the first write: no file at all, not a truncated one
-    _killed_write(run_dir, "new", method, rel, old_args)
-    assert not (run_dir / rel).exists()
-    # a complete first version, then a kill during the second: the first version is intact
-    with RunDir.create(run_dir, resume=True) as run:
-        assert not list(run_dir.rglob(f"*{TEMP_SUFFIX}"))  # resume cleared the killed writer's temp file
-        getattr(run, method)(rel, *eval(old_args))
-    before = read(run_dir / rel)
-    _killed_write(run_dir, "resume", method, rel, new_args)
-    assert read(run_dir / rel) == before
+    writers = subprocess.Popen([sys.executable, "-c", _KILL_WRITER, method], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        # killed during the first write: no file at all, not a truncated one
+        _killed_write(writers, run_dir, "new", rel, old_args)
+        assert not (run_dir / rel).exists()
+        # a complete first version, then a kill during the second: the first version is intact
+        with RunDir.create(run_dir, resume=True) as run:
+            assert not list(run_dir.rglob(f"*{TEMP_SUFFIX}"))  # resume cleared the killed writer's temp file
+            getattr(run, method)(rel, *eval(old_args))
+        before = read(run_dir / rel)
+        _killed_write(writers, run_dir, "resume", rel, new_args)
+        assert read(run_dir / rel) == before
+    finally:
+        writers.kill()
+        writers.wait()
     with RunDir.create(run_dir, resume=True):  # and the run is resumable: the lock died with the writer
         pass

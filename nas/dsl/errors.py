@@ -16,6 +16,9 @@ class Location:
     line: int = 0  # 1-based; 0 means unknown
     col: int = 0
 
+    def __deepcopy__(self, memo) -> "Location":  # immutable: a document's deep copy can share it (seconds per load)
+        return self
+
     def __str__(self) -> str:
         if self.line:
             return f"{self.file}:{self.line}:{self.col}"
