@@ -89,6 +89,18 @@ def _run_search(folder: Path, mode: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code, str(folder), mode], env=env, cwd=ROOT)
 
 
+def test_a_seeded_search_does_not_depend_on_what_the_process_counted_before():
+    """Counting an op builds it, which draws from torch's global generator, but only when the count is not cached
+    yet: the second of two identical searches used to find the cache warm and train on another random stream."""
+    from nas.cost.flops import _unit_cost_cached
+
+    _unit_cost_cached.cache_clear()
+    runs = [search(dsl.loads(TINY_FBNET), small_digits(64), DnasConfig(epochs=2, warmup=1, batch_size=32, seed=5))
+            for _ in range(2)]
+    untimed = [[{k: v for k, v in epoch.items() if k != "seconds"} for epoch in run.history] for run in runs]
+    assert untimed[0] == untimed[1] and len(untimed[0]) == 2
+
+
 @pytest.mark.slow
 def test_sigkill_and_resume_give_the_theta_of_an_uninterrupted_run(tmp_path):
     whole = _run_search(tmp_path / "whole", "new")

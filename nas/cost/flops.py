@@ -93,9 +93,11 @@ def count_model(model: nn.Module, input_shape: tuple[int, int, int], modules: li
 def _unit_cost_cached(spec_json: str, in_shape: tuple[int, int, int]) -> tuple[float, int]:
     from nas import ops
 
-    module = ops.make(json.loads(spec_json))
-    module.eval()
-    with torch.no_grad():
+    # Building the op draws from torch's global generator, but only on a cache miss: without its own stream a
+    # seeded search would depend on what this process had counted before (two identical DNAS runs differed).
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        module = ops.make(json.loads(spec_json))
+        module.eval()
         flops = float(flop_analysis(module, torch.zeros(1, *in_shape)).total())
     return flops, param_count(module)
 

@@ -137,8 +137,11 @@ def _with_latency(cost: Cost, unit: Unit, timing) -> Cost:
 
     key = (json.dumps(unit.spec, sort_keys=True), unit.in_shape, timing)
     if key not in _LATENCY:
-        copies = [ops.make(unit.spec) for _ in range(timing.copies)]
-        _LATENCY[key] = time_forward(copies, unit.in_shape, timing)
+        import torch
+
+        with torch.random.fork_rng(devices=[]):  # as in flops.py: a cache miss must not move a seeded search
+            copies = [ops.make(unit.spec) for _ in range(timing.copies)]
+            _LATENCY[key] = time_forward(copies, unit.in_shape, timing)
     return Cost(cost.flops, cost.params, _LATENCY[key])
 
 
