@@ -28,7 +28,7 @@ def test_module_paths_follow_the_plan(spaces):
     assert all(unit.path in cnames for unit in carch.plan().units())
 
 
-@pytest.mark.parametrize("name,size", [("fbnet", 64), ("nasnet", 64), ("darts", 32)])
+@pytest.mark.parametrize("name,size", [("fbnet", 64), pytest.param("nasnet", 64, marks=pytest.mark.slow), ("darts", 32)])  # NASNet: seconds
 def test_sampled_architectures_run(spaces, name, size):
     space = nas.load(spaces / f"{name}.yaml").with_input(size=size).with_classes(7)
     for seed in range(3):
@@ -39,7 +39,7 @@ def test_sampled_architectures_run(spaces, name, size):
         assert out.shape == (2, 7) and torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name,size", [("fbnet", 96), ("nasnet", 64), ("darts", 32)])
+@pytest.mark.parametrize("name,size", [("fbnet", 96), pytest.param("nasnet", 64, marks=pytest.mark.slow), ("darts", 32)])  # NASNet: seconds
 def test_resolve_dump_load_build_gives_the_same_network(spaces, name, size):
     space = nas.load(spaces / f"{name}.yaml").with_input(size=size)
     arch = space.resolve(space.sample(11))

@@ -80,6 +80,7 @@ DEPTH_WIDTH_PICKS = [{"stages.2.c": c, "stages.2.n": n, "stages.3.n": m}
                                      ("40", "4", "1"), ("40", "3", "4")]]
 
 
+@pytest.mark.slow  # fvcore counts of ten networks: seconds
 def test_darts_and_depth_width_tables_equal_the_fvcore_count(spaces, depth_width):
     darts = nas.load(spaces / "darts.yaml")
     _assert_table_equals_full_count(darts, _covering_samples(darts, 5))  # 4 samples
@@ -119,6 +120,7 @@ def test_table_of_the_all_skip_network_equals_its_full_count(spaces):
     assert (table.estimate(picks).flops, table.estimate(picks).params) == (full.flops, full.params)
 
 
+@pytest.mark.slow  # counts a NASNet and B0 with fvcore's logging on
 def test_counting_logs_nothing(spaces, caplog):
     """fvcore reports ops it has no handle for (adds, activations) and modules never called (a NASNet cell input
     that no node reads) through logging: counting must stay quiet, our convention already decides what counts."""

@@ -33,6 +33,7 @@ def test_digits_default_is_real_stratified_and_seeded():
     assert x.dtype == torch.float32 and y.dtype == torch.int64 and len(x) == len(y) == len(data.train)
 
 
+@pytest.mark.slow  # imports scikit-learn (a second)
 def test_digits_read_directly_equal_scikit_learns_loader(monkeypatch):
     """The file is read without importing scikit-learn (seconds per process); both roads give the same arrays."""
     from sklearn.datasets import load_digits

@@ -89,6 +89,7 @@ def _run_search(folder: Path, mode: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code, str(folder), mode], env=env, cwd=ROOT)
 
 
+@pytest.mark.slow  # two searches
 def test_a_seeded_search_does_not_depend_on_what_the_process_counted_before():
     """Counting an op builds it, which draws from torch's global generator, but only when the count is not cached
     yet: the second of two identical searches used to find the cache warm and train on another random stream."""

@@ -120,6 +120,7 @@ def restricted():
     return space, _counted(space)
 
 
+@pytest.mark.slow  # counts 16 networks
 @pytest.mark.parametrize("metric", ["flops", "params"])
 def test_cells_that_may_skip_an_input_expect_the_enumerated_cost(restricted, metric):
     """Σ over every architecture of Π p(pick) × its fvcore count, for two distributions θ."""

@@ -303,7 +303,8 @@ def hostile_exports(tmp_path_factory):
     return root, exported, failed, results
 
 
-@pytest.mark.parametrize("path", sorted(CORPUS.glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p if _expected_error(p) else pytest.param(p, marks=pytest.mark.slow)  # a process
+                                  for p in sorted(CORPUS.glob("*.yaml"))], ids=lambda p: p.stem)
 def test_hostile_specs_cannot_inject_code(path, request):
     message = _expected_error(path)
     if message is not None:
@@ -346,6 +347,7 @@ def test_class_name_must_be_a_fresh_identifier(bad, fragment, tmp_path):
         export(nas.zoo.load("b0").with_input(size=32), tmp_path, ["py"], class_name=bad)
 
 
+@pytest.mark.slow  # whole networks through TorchScript and ONNX
 @pytest.mark.parametrize("name,space,size", [("fbnet", "fbnet", 64), ("darts", "darts", 32),
                                              ("b0", "efficientnet_b0", 64)])
 def test_torchscript_and_onnx_round_trips(name, space, size, tmp_path):
@@ -488,6 +490,7 @@ def _stripes(path: Path, n: int, seed: int) -> tuple:
     return x, y
 
 
+@pytest.mark.slow  # trains, then a fresh process
 def test_preprocessing_travels_with_the_exported_model(tmp_path, capsys):
     """Train on an npz whose mean is far from 0.5 at another size than the network's; the exported model.py,
     loaded where `import nas` fails, turns the raw held-out images into `nas eval`'s accuracy and loss."""

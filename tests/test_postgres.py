@@ -108,6 +108,7 @@ def test_sigkill_of_one_search_the_other_finishes_the_budget(postgres, tmp_path)
     assert all(trials[n].user_attrs.get("nas_trained") for n in survivor_numbers)  # nothing of its work lost
 
 
+@pytest.mark.slow  # imports Ray Tune and psycopg
 def test_an_unreachable_database_is_one_line_and_writes_nothing(tmp_path, capsys):
     from services import free_port
 

@@ -34,6 +34,7 @@ def test_every_python_example_is_checked():
     assert len(_blocks("python")) == 2  # a new block needs its own test below
 
 
+@pytest.mark.slow  # the README's example trains
 def test_python_api_example_does_what_its_comments_say(monkeypatch):
     import torch
 

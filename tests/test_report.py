@@ -320,7 +320,8 @@ def test_every_zoo_architecture_draws(name, tmp_path):
     assert_picture(path)
 
 
-@pytest.mark.parametrize("space, seed", [("fbnet", 0), ("fbnet", 7), ("nasnet", 0), ("darts", 3)])
+@pytest.mark.parametrize("space, seed", [("fbnet", 0), ("fbnet", 7), pytest.param("nasnet", 0, marks=pytest.mark.slow),
+                                         ("darts", 3)])  # NASNet: seconds
 def test_show_figure_of_sampled_architectures(space, seed, tmp_path, capsys, monkeypatch):
     path = tmp_path / "arch.png"
     argv = ["--quiet", "show", f"search_spaces/{space}.yaml", "--sample", str(seed), "--input-size", "32",

@@ -172,6 +172,7 @@ def test_export_refuses_its_own_run_and_links(run, tmp_path, capsys):
     assert not (tmp_path / "exported" / "model.py").is_symlink()
 
 
+@pytest.mark.slow  # a second `nas` process
 def test_a_second_train_into_a_run_in_use_names_the_holder(run, tmp_path, capsys):
     proc = subprocess.Popen([sys.executable, "-m", "nas", "train", "--resume", str(run), "--quiet"],
                             env={**os.environ, "PYTHONPATH": str(ROOT), "NAS_RUNS_PAUSE_BEFORE_RENAME": "30"},

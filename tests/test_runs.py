@@ -261,6 +261,7 @@ def _killed_write(writers: subprocess.Popen, run_dir: Path, mode: str, rel: str,
      "[{'w': __import__('torch').zeros(300000)}]",
      lambda p: __import__("torch").load(p, weights_only=True)["w"].tolist()),
 ])
+@pytest.mark.slow  # processes killed mid-write
 def test_sigkill_during_a_write_leaves_the_previous_version_or_none(tmp_path, method, rel, old_args, new_args,
                                                                     read):
     run_dir = tmp_path / "run"

@@ -42,8 +42,8 @@ def run(path, recipe, prepared, stop_after=None, resume=False):
     run_dir.close()
 
 
-@pytest.mark.parametrize("strategy", ["{name: tpe, startup: 3}", "{name: evolution, population: 3, sample: 2}",
-                                      "reinforce"])
+@pytest.mark.parametrize("strategy", [pytest.param("{name: tpe, startup: 3}", marks=pytest.mark.slow),  # seconds
+                                      "{name: evolution, population: 3, sample: 2}", "reinforce"])
 def test_resume_continues_the_same_search(strategy, tmp_path):
     recipe = loads_recipe(RECIPE.replace("STRATEGY", strategy), "r.yaml")
     prepared = prepare(recipe)

@@ -64,6 +64,7 @@ def test_small_mobilenetv2_reaches_95_percent_on_digits():
     assert evaluate(model, *data.test) == (result.test_loss, result.test_acc)
 
 
+@pytest.mark.slow  # trains
 def test_same_seed_same_result_and_callback_sees_each_epoch():
     data = _subset(load_dataset("digits", size=16), 384)
     arch = nas.loads(SMALL)
@@ -80,6 +81,7 @@ def test_same_seed_same_result_and_callback_sees_each_epoch():
     assert stopped.status == "stopped" and len(stopped.history) == 1
 
 
+@pytest.mark.slow  # trains
 def test_resume_in_the_library_continues_without_repeating_epochs(tmp_path):
     data = _subset(load_dataset("digits", size=16), 256)
     arch = nas.loads(SMALL)
@@ -107,6 +109,7 @@ def _raise_after(epoch: int):
     return callback
 
 
+@pytest.mark.slow  # trains
 def test_interrupted_run_resumes_to_bit_identical_weights(tmp_path, monkeypatch):
     """Drop-path and dropout draw from torch's global RNG, shuffling and augmentation from the loop's generator:
     a resume must restore both, so the final weights equal an uninterrupted run's bit for bit."""
@@ -222,6 +225,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path):
     assert all(torch.equal(full_weights[k], resumed_weights[k]) for k in full_weights)
 
 
+@pytest.mark.slow  # trains
 def test_cli_train_writes_the_run_folder_and_eval_reads_it(tmp_path, capsys):
     arch = tmp_path / "small.yaml"
     arch.write_text(SMALL)

@@ -23,6 +23,8 @@ TOLERANCE = {
 # Over ~5 s to build, run and count on 2 CPU cores.
 HEAVY = {"nasnet_a_large", "nasnet_a_mobile", "darts_v2", "vgg16", "resnet152", "resnet101", "convnext_t",
          "wrn28_10", "densenet121", "inception_v3", "xception", "resnext50_32x4d"}
+# About a second or more for their tests at native size: in the slow tier (`make test`), not in `make test-fast`.
+SLOW = HEAVY | {"seresnet50", "resnet50", "resnet34", "alexnet", "googlenet"}
 REQUIRED = {"efficientnet_b0", "fbnet_a", "fbnet_b", "fbnet_c", "nasnet_a_mobile", "nasnet_a_large", "darts_v2",
             "mobilenetv1", "mobilenetv2", "mobilenetv3_large", "mobilenetv3_small", "mnasnet_a1", "resnet18",
             "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "wrn28_10", "densenet121",
@@ -33,7 +35,7 @@ GOLDEN = json.loads((Path(__file__).parent / "golden" / "counts.json").read_text
 
 
 def _params(names):
-    return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in names]
+    return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in names]
 
 
 def test_the_zoo_has_the_seed_architectures():

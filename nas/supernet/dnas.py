@@ -201,9 +201,10 @@ def search(space: Space, data: Dataset, config: DnasConfig, run=None, resume: bo
            on_epoch: Callable[[dict], None] | None = None) -> SearchResult:
     """Run the bi-level search on this process; with `run` (a `nas.runs.RunDir`), checkpoint each epoch and
     allow `resume`. (`resources: {workers: N}` runs the same epochs on N workers: `nas.supernet.ddp`.)"""
+    state = load_search_state(run) if resume else None  # a missing checkpoint fails before the supernet is built
     loop = make_loop(space, data, config, pick_device(config.device))
-    if resume:
-        loop.restore(load_search_state(run))
+    if state is not None:
+        loop.restore(state)
     for epoch in range(loop.start, config.epochs):
         sums = run_epoch(loop, epoch, on_step)
         record = epoch_record(loop, data, epoch, sums)
