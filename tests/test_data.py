@@ -218,7 +218,7 @@ def test_augmentation_is_a_padded_crop_and_maybe_a_flip_of_each_image(flip):
     `pad` pixels (zeros come in) and, with flip, mirrored; offsets and flips vary across the batch."""
     from nas.data import augment_batch
 
-    x = torch.rand(24, 2, 7, 9)
+    x = torch.rand(120, 2, 7, 9)
     out = augment_batch(x, torch.Generator().manual_seed(3), pad=2, flip=flip)
     assert out.shape == x.shape
     matches = []
@@ -226,8 +226,9 @@ def test_augmentation_is_a_padded_crop_and_maybe_a_flip_of_each_image(flip):
         found = [i for i, crop in enumerate(_crops(image, 2)) if torch.equal(crop, augmented)]
         assert found, "an augmented image is not a padded crop of its own image"
         matches.append(found[0])
-    offsets = 5 * 5
+    offsets = 5 * 5  # crop k shifts by (k // 5, k % 5) in the padded image
     assert len({m % offsets for m in matches}) > 5  # many offsets, not one shift for the whole batch
+    assert {m % offsets // 5 for m in matches} == {m % 5 for m in matches} == set(range(5))  # shifts of 0…2·pad
     flipped = [m >= offsets for m in matches]
     assert any(flipped) and not all(flipped) if flip else not any(flipped)
 
