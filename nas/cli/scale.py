@@ -29,6 +29,8 @@ def _check_output(flag: str, path: str | None) -> None:
     target = Path(path)
     if target.is_dir():
         raise SpecError("is a folder, expected a file path", flag, f"e.g. {Path(path) / 'scaled.yaml'}")
+    if target.exists() and not target.is_file():  # a pipe or a device: the writer's rename would replace it
+        raise SpecError("not a regular file: refusing to replace it", flag, "write to a file path")
     for parent in target.parents:
         if parent.exists():
             if not parent.is_dir():
