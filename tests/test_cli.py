@@ -104,7 +104,8 @@ def test_single_file_writers_never_replace_what_is_not_a_regular_file(tmp_path, 
     for args in (["scale", "--base", "b0", "--phi", "1", "--py", str(target)],
                  ["scale", "--base", "b0", "--phi", "1", "-o", str(target)]):
         assert main(args) == 2
-        err = capsys.readouterr().err
+        out, err = capsys.readouterr()
         assert err.startswith("error: ") and "not a regular file" in err and len(err.strip().splitlines()) == 1
+        assert out == ""  # refused before the scaling ran (it prints its report before writing)
         assert target.is_fifo()
     assert not (tmp_path / "target.tmp").exists()

@@ -202,3 +202,21 @@ def test_flops_convention_counts_only_multiply_adds_of_conv_linear_matmul():
     assert count_model(conv, (8, 6, 6)).total.flops == 3 * 3 * 8 * 4 * 6 * 6 + 4 * 10
     # the published count of MobileNetV2 (300M): 300,774,272 once the norms and the pool stop counting
     assert count_arch(nas.zoo.load("mobilenetv2")).total.flops == 300_774_272
+
+
+def test_counting_an_uncached_unit_leaves_torchs_generator_alone():
+    """Counting builds the op (FLOPs and measured latency alike), which draws from torch's global generator on a
+    cache miss only: a seeded run must not depend on what the process counted before."""
+    from nas.cost.latency import Timing
+    from nas.cost.lut import _with_latency
+
+    arch = nas.dsl.loads("name: odd\ninput: {channels: 3, size: 7}\nclasses: 3\n"  # no other test counts these
+                         "stem: [{op: conv, k: 3, c: 5, s: 1}]\nstages: [{op: ir, k: 3, e: 1, c: 5, n: 1, s: 1}]\n"
+                         "head: [{op: classifier}]\n")
+    unit = arch.plan().units()[0]
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    cost = nas.cost.flops.unit_cost(unit.spec, unit.in_shape)
+    _with_latency(cost, unit, Timing("cpu", warmup=0, repeats=1, copies=2))
+    assert torch.equal(torch.rand(3), expected)
